@@ -1,0 +1,102 @@
+"""Configuration read from the environment (and `.env`, loaded by the factory).
+
+Every setting has one place: this class. Other modules read `current_app.config`,
+never `os.environ`, so tests can pass overrides to `create_app(config)`.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def env_bool(name: str, default: bool) -> bool:
+    """Read a boolean flag the way people write them: true/false, 1/0, yes/no, on/off."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"{name} must be true or false, got {raw!r}")
+
+
+def env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, got {raw!r}") from None
+
+
+def env_str(name: str, default: str | None = None) -> str | None:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    return raw.strip()
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept the URLs hosting providers hand out and pick the psycopg 3 driver."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
+
+
+class Config:
+    """Settings for one app instance, read when the instance is created."""
+
+    def __init__(self) -> None:
+        self.ENV = env_str("SLOTGUARD_ENV", "development")
+        self.SECRET_KEY = env_str("SECRET_KEY")
+
+        database_url = env_str("DATABASE_URL")
+        # None means "a SQLite file in the instance folder"; the factory fills it in
+        # because only the app knows where its instance folder is.
+        self.SQLALCHEMY_DATABASE_URI = normalise_database_url(database_url) if database_url else None
+        self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+
+        # None means "start an embedded Redis-compatible server" (core.redis_store).
+        self.REDIS_URL = env_str("REDIS_URL")
+
+        self.CALCOM_API_URL = env_str("CALCOM_API_URL", "https://api.cal.com")
+        self.CALCOM_API_KEY = env_str("CALCOM_API_KEY")
+        self.CALCOM_WEBHOOK_SECRET = env_str("CALCOM_WEBHOOK_SECRET")
+        self.RETELL_API_KEY = env_str("RETELL_API_KEY")
+
+        self.FEATURE_ASYNC_BOOKING = env_bool("FEATURE_ASYNC_BOOKING", True)
+        self.FEATURE_SLOT_LOCKING = env_bool("FEATURE_SLOT_LOCKING", True)
+        self.SLOT_LOCK_TTL = env_int("SLOT_LOCK_TTL", 120)
+
+        self.DASHBOARD_POLL_SECONDS = env_int("DASHBOARD_POLL_SECONDS", 300)
+        self.TZ_DEFAULT = env_str("TZ_DEFAULT", "Europe/Berlin")
+        # Where the dashboard loads htmx and Chart.js from: "cdn" (with integrity
+        # hashes) or "local" (the vendored copies in static/vendor/).
+        self.ASSETS_FROM = env_str("ASSETS_FROM", "cdn")
+
+        self.LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
+
+        # Voice requests are small; anything bigger is refused with 413 before parsing.
+        self.MAX_CONTENT_LENGTH = env_int("MAX_CONTENT_LENGTH", 64 * 1024)
+
+        self.SESSION_COOKIE_HTTPONLY = True
+        self.SESSION_COOKIE_SAMESITE = "Lax"
+        self.SESSION_COOKIE_SECURE = self.ENV == "production"
+        self.REMEMBER_COOKIE_HTTPONLY = True
+        self.REMEMBER_COOKIE_SAMESITE = "Lax"
+        self.REMEMBER_COOKIE_SECURE = self.ENV == "production"
+        # htmx sends the token in this header (see templates/base.html).
+        self.WTF_CSRF_HEADERS = ["X-CSRFToken", "X-CSRF-Token"]
+
+        # The rooms of the app, wired by the factory by name so that `core` never
+        # imports them (dependencies point inward, see DESIGN.md). Each module has
+        # an `init_app(app)` that registers its blueprints and CLI commands.
+        self.ROOMS = [
+            "core.health",
+            "core.cli",
+        ]

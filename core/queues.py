@@ -1,0 +1,54 @@
+"""RQ queues, and enqueueing a sync by name.
+
+The booking and dashboard blueprints must not import `workers` (dependencies point
+inward), so jobs are enqueued by their dotted path; RQ imports the function in the
+worker process.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, current_app
+from rq import Queue
+
+from core.redis_client import get_redis
+
+SYNC_QUEUE = "calcom-sync"
+DEFAULT_QUEUE = "default"
+SYNC_JOB = "workers.sync.sync_appointment"
+
+
+def get_queue(name: str = DEFAULT_QUEUE, app: Flask | None = None) -> Queue:
+    app = app or current_app
+    return Queue(name, connection=get_redis(app), is_async=not app.config.get("RQ_SYNC_INLINE", False))
+
+
+def sync_job_id(appointment_id: int, version: int) -> str:
+    """One job id per appointment change, so enqueueing the same change twice is harmless."""
+    return f"sync-{appointment_id}-v{version}"
+
+
+def enqueue_sync(appointment_id: int, action: str, version: int, *, app: Flask | None = None):
+    """Queue the Cal.com sync of one appointment change.
+
+    The job id is derived from the appointment's `sync_version`: enqueueing the same
+    change twice (a retried request, the sweeper) does not create a second job
+    while the first is still queued.
+    """
+    queue = get_queue(SYNC_QUEUE, app)
+    job_id = sync_job_id(appointment_id, version)
+    existing = queue.fetch_job(job_id)
+    if existing is not None and existing.get_status(refresh=True) in {"queued", "started", "scheduled", "deferred"}:
+        return existing
+    return queue.enqueue(
+        SYNC_JOB,
+        appointment_id,
+        action,
+        version,
+        job_id=job_id,
+        description=f"sync appointment {appointment_id} ({action})",
+        result_ttl=24 * 3600,
+        failure_ttl=7 * 24 * 3600,
+    )
+
+
+__all__ = ["SYNC_QUEUE", "DEFAULT_QUEUE", "get_queue", "enqueue_sync", "sync_job_id"]

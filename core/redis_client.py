@@ -1,0 +1,36 @@
+"""The app's Redis connection: slot holds, RQ queues and the metrics cache share it."""
+
+from __future__ import annotations
+
+import atexit
+import os
+
+import redis
+from flask import Flask, current_app
+
+from core import embedded_redis
+
+
+def init_app(app: Flask) -> None:
+    """Connect to `REDIS_URL`, or start an embedded server when none is configured."""
+    url = app.config.get("REDIS_URL")
+    if not url:
+        data_dir = os.path.join(app.instance_path, "valkey")
+        server = embedded_redis.start_server(data_dir=data_dir)
+        atexit.register(server.stop)
+        app.extensions["embedded_redis"] = server
+        url = embedded_redis.server_url(server)
+        app.config["REDIS_URL"] = url
+        app.logger.warning("REDIS_URL is not set: started an embedded server at %s", url)
+    app.extensions["redis"] = redis.Redis.from_url(
+        url,
+        # A caller is waiting on the phone: fail fast when Redis is down, the
+        # database guard still protects bookings.
+        socket_connect_timeout=float(app.config.get("REDIS_CONNECT_TIMEOUT", 1.0)),
+        socket_timeout=float(app.config.get("REDIS_SOCKET_TIMEOUT", 2.0)),
+        health_check_interval=30,
+    )
+
+
+def get_redis(app: Flask | None = None) -> redis.Redis:
+    return (app or current_app).extensions["redis"]
