@@ -24,6 +24,7 @@ import socket
 import ssl
 from dataclasses import dataclass
 from datetime import datetime
+from email import policy
 from email.message import EmailMessage
 from urllib.parse import urlencode, urlsplit
 
@@ -227,7 +228,9 @@ class EmailNotifier(Notifier):
 
     def send_message(self, subject: str, text: str) -> None:
         s = self.settings
-        message = EmailMessage()
+        # RFC 5322 allows 998 characters a line; Python's default of 78 folds a long
+        # subject right after "Subject:", which some clients show with a leading space.
+        message = EmailMessage(policy=policy.default.clone(max_line_length=998))
         message["Subject"] = subject[:200]
         message["From"] = s.alert_email_from
         message["To"] = ", ".join(s.alert_email_to)
