@@ -419,9 +419,11 @@ def _import(session: Session, event: CalcomEvent) -> Outcome:
     busy = _busy_for(service, event)
     conflicts = find_conflicts(session, staff.id, busy)
     if not conflicts:
-        customer = _customer_for(session, staff.branch.company_id, event.attendees[0] if event.attendees else None)
         try:
+            # The customer is part of the attempt: a refused insert leaves no stray customer.
             with session.begin_nested():
+                customer = _customer_for(session, staff.branch.company_id,
+                                         event.attendees[0] if event.attendees else None)
                 appointment = add_appointment(session, NewAppointment(
                     company_id=staff.branch.company_id, branch_id=staff.branch_id, service_id=service.id,
                     staff_id=staff.id, customer_id=customer.id, busy=busy, starts_at=event.start, ends_at=event.end,
