@@ -108,14 +108,20 @@ def redact(text: str, secrets: tuple[str, ...]) -> str:
     return text
 
 
-def _describe_http_failure(vendor: str, exc: requests.RequestException) -> str:
+def _post_json(vendor: str, url: str, body: dict, *, timeout: float, expect: int) -> None:
+    """POST `body` as JSON; raise `NotifierError` unless the vendor answers `expect`."""
+    try:
+        response = requests.post(url, json=body, timeout=timeout)
     # `str(exc)` of a requests error quotes the URL, and a Slack webhook URL is a
     # secret: say what kind of failure it was, nothing more.
-    if isinstance(exc, requests.Timeout):
-        return f"{vendor} did not answer in time ({type(exc).__name__})"
-    if isinstance(exc, requests.ConnectionError):
-        return f"{vendor} could not be reached ({type(exc).__name__})"
-    return f"{vendor} request failed ({type(exc).__name__})"
+    except requests.Timeout as exc:
+        raise NotifierError(f"{vendor} did not answer in time ({type(exc).__name__})") from None
+    except requests.ConnectionError as exc:
+        raise NotifierError(f"{vendor} could not be reached ({type(exc).__name__})") from None
+    except requests.RequestException as exc:
+        raise NotifierError(f"{vendor} request failed ({type(exc).__name__})") from None
+    if response.status_code != expect:
+        raise NotifierError(f"{vendor} answered {response.status_code}: {response.text[:200]}")
 
 
 class Notifier:
@@ -188,12 +194,7 @@ class SlackNotifier(Notifier):
         return {"text": fallback[:3000], "blocks": blocks}
 
     def send(self, events: list[AlertEvent]) -> None:
-        try:
-            response = requests.post(self._webhook_url, json=self.payload(events), timeout=self.timeout)
-        except requests.RequestException as exc:
-            raise NotifierError(_describe_http_failure("Slack", exc)) from None
-        if response.status_code != 200:
-            raise NotifierError(f"Slack answered {response.status_code}: {response.text[:200]}")
+        _post_json("Slack", self._webhook_url, self.payload(events), timeout=self.timeout, expect=200)
 
 
 def _mrkdwn_escape(text: str) -> str:
@@ -297,12 +298,7 @@ class PagerDutyNotifier(Notifier):
 
     def send(self, events: list[AlertEvent]) -> None:
         for event in events:
-            try:
-                response = requests.post(self.events_url, json=self.payload(event), timeout=self.timeout)
-            except requests.RequestException as exc:
-                raise NotifierError(_describe_http_failure("PagerDuty", exc)) from None
-            if response.status_code != 202:
-                raise NotifierError(f"PagerDuty answered {response.status_code}: {response.text[:200]}")
+            _post_json("PagerDuty", self.events_url, self.payload(event), timeout=self.timeout, expect=202)
 
 
 def build_notifiers(settings: MonitoringSettings) -> list[Notifier]:

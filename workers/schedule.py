@@ -82,8 +82,10 @@ def register_schedule(scheduler: Scheduler, jobs: list[CronJob]) -> dict[str, st
         if current is not None:
             scheduler.cancel(current)
             current.delete()
+        # result_ttl stays rq-scheduler's -1: a periodic job's hash must outlive the gap
+        # between two runs, or the scheduler drops the job when it finds the hash gone.
         scheduler.cron(job.cron, func=job.func, id=job.id, queue_name=job.queue, timeout=job.timeout,
-                       description=job.description, result_ttl=24 * 3600)
+                       description=job.description)
         outcome[job.id] = "replaced" if current is not None else "added"
     for stale_id, stale in existing.items():  # ours, but no longer in the schedule
         scheduler.cancel(stale)

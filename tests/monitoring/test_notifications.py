@@ -187,6 +187,7 @@ def test_failing_vendors_are_logged_and_do_not_stop_the_others(vendors, runner, 
     for secret in vendors.secrets:
         assert secret not in caplog.text
         assert secret not in result.output
+    assert '"POST /[redacted] HTTP/1.1" 500' in caplog.text  # urllib3's debug line, path removed
 
     # The next run retries what failed, and only that.
     result = runner.invoke(args=COMMAND)

@@ -48,6 +48,8 @@ def test_schedule_is_registered_once_across_scheduler_restarts(app, keep_signal_
     jobs = _scheduled(redis)
     assert {job_id: (func, cron) for job_id, (func, cron, _) in jobs.items()} == EXPECTED
     assert redis.zcard(Scheduler.scheduled_jobs_key) == 4
+    # A periodic job's hash never expires between runs (else rq-scheduler drops the job).
+    assert {job.result_ttl for job in Scheduler(connection=redis).get_jobs()} == {-1}
 
     # And as the Procfile starts it, in a process of its own (a restart after a deploy).
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
