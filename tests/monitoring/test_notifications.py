@@ -255,3 +255,28 @@ def test_setup_wide_alert_is_sent_when_no_company_has_it(vendors, app, clock):
     assert vendors.pagerduty.requests[-1].body["dedup_key"] == "slotguard/pending_backlog/overall"
     assert vendors.pagerduty.requests[-1].body["payload"]["summary"] == (
         "All companies: 4 appointments are waiting to sync to Cal.com (critical from 4)")
+
+
+def test_setup_wide_alert_is_kept_when_companies_have_it_only_less_severe(app):
+    from monitoring.alerting import open_alerts
+    from monitoring.settings import current_settings
+    from tests.monitoring.data import NOW
+
+    def alert(kind, severity):
+        return {"kind": kind, "severity": severity, "message": f"{kind} {severity}", "action": "act",
+                "appointment_ids": []}
+
+    metrics = {
+        "overall": {"alerts": [alert("pending_backlog", "critical"), alert("manual_review", "critical")]},
+        "companies": {
+            "1": {"name": "A", "alerts": [alert("pending_backlog", "warning"), alert("manual_review", "critical")]},
+            "2": {"name": "B", "alerts": []},
+        },
+    }
+    events = open_alerts(metrics, current_settings(), NOW)
+    assert sorted((e.scope, e.kind, e.severity) for e in events) == [
+        ("company:1", "manual_review", "critical"),
+        ("company:1", "pending_backlog", "warning"),
+        ("overall", "pending_backlog", "critical"),  # critical only in sum: paged as the whole set-up
+    ]
+    assert [e.kind for e in open_alerts(metrics, current_settings(), NOW, company_id=2)] == []
