@@ -360,9 +360,9 @@ def _confirm_created(session: Session, event: CalcomEvent, appointment_id: int) 
     if holder.calcom_booking_uid and holder.calcom_booking_uid != event.uid:
         reason = (f"Cal.com has two bookings for this appointment: {holder.calcom_booking_uid} and {event.uid} "
                   f"(created by a retried sync). Cancel {event.uid} in Cal.com, then resolve this review.")
-        _flag(appointment, reason)
-        _audit(session, "calcom_duplicate_booking", appointment.id, reason, booking=_booking_details(event))
-        return Outcome("duplicate", reason, appointment.id, [appointment.id])
+        outcome = _review(session, appointment, "calcom_duplicate_booking", reason, event)
+        outcome.result = "duplicate"
+        return outcome
     holder.calcom_booking_uid = event.uid
     holder.calcom_booking_id = event.booking_id
     if segment is None and len([s for s in appointment.segments if s.active]) == 1:
@@ -400,6 +400,14 @@ def _flag(appointment: Appointment, reason: str) -> None:
         appointment.manual_review_reason = f"{reason}\n\nEarlier: {appointment.manual_review_reason}"
     else:
         appointment.manual_review_reason = reason
+
+
+def _review(session: Session, appointment: Appointment, action: str, reason: str, event: CalcomEvent,
+            **details: Any) -> Outcome:
+    """Flag one appointment for a person, with the Cal.com booking in the audit log."""
+    _flag(appointment, reason)
+    _audit(session, action, appointment.id, reason, booking=_booking_details(event), **details)
+    return Outcome("review", reason, appointment.id, [appointment.id])
 
 
 def _import(session: Session, event: CalcomEvent) -> Outcome:
@@ -543,9 +551,7 @@ def _rescheduled(session: Session, event: CalcomEvent) -> Outcome:
         reason = (f"Cal.com moved booking {event.previous_uid} to {event.uid} "
                   f"({_describe_event(event, appointment.branch.timezone)}), but this appointment is "
                   f"{appointment.status.value} in Slotguard.")
-        _flag(appointment, reason)
-        _audit(session, "calcom_reschedule_of_inactive", appointment.id, reason, booking=_booking_details(event))
-        return Outcome("review", reason, appointment.id, [appointment.id])
+        return _review(session, appointment, "calcom_reschedule_of_inactive", reason, event)
     ours_pending = (appointment.sync_action == SyncAction.RESCHEDULE and appointment.sync_status != SyncStatus.SYNCED
                     and appointment.starts_at == event.start)
     if segment is not None and appointment.service.kind == ServiceKind.COMPOSITE:
@@ -569,10 +575,7 @@ def _rescheduled(session: Session, event: CalcomEvent) -> Outcome:
         reason = (f"Moved in Cal.com to {_describe_event(event, appointment.branch.timezone)}, but Slotguard has "
                   f"appointment(s) {', '.join(map(str, conflicts))} for {appointment.staff.name} then, so this "
                   f"appointment stayed at {_describe(appointment)}. Call the customer, then fix it in Cal.com or here.")
-        _flag(appointment, reason)
-        _audit(session, "calcom_reschedule_refused", appointment.id, reason, booking=_booking_details(event),
-               conflicts=conflicts)
-        return Outcome("review", reason, appointment.id, [appointment.id])
+        return _review(session, appointment, "calcom_reschedule_refused", reason, event, conflicts=conflicts)
     _set_uid(appointment, event)
     if appointment.sync_action == SyncAction.RESCHEDULE and appointment.sync_status != SyncStatus.SYNCED:
         # Our pending reschedule to another time is overtaken by Cal.com's: Cal.com wins.
@@ -613,9 +616,7 @@ def _step_rescheduled(session: Session, appointment: Appointment, segment: Appoi
     reason = (f"One step of this composite appointment was moved in Cal.com ({event.previous_uid} → {event.uid}, "
               f"{_describe_event(event, appointment.branch.timezone)}); the other steps were not. Move the whole "
               f"appointment in Slotguard or put the step back in Cal.com.")
-    _flag(appointment, reason)
-    _audit(session, "calcom_step_rescheduled", appointment.id, reason, booking=_booking_details(event))
-    return Outcome("review", reason, appointment.id, [appointment.id])
+    return _review(session, appointment, "calcom_step_rescheduled", reason, event)
 
 
 __all__ = ["CalcomEvent", "MalformedWebhook", "Outcome", "appointment_by_uid", "handle_event", "parse_event"]
