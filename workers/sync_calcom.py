@@ -22,7 +22,7 @@ import logging
 from typing import Callable
 
 from calcom.client import Booking, CalcomClient
-from calcom.errors import CalcomError, CalcomRequestError, RetryableCalcomError, SlotUnavailable
+from calcom.errors import CalcomError, CalcomRequestError, SlotUnavailable
 from calcom.metadata import appointment_id_from, booking_metadata, segment_from
 from core.models import SyncAction
 from workers.sync_failures import Failure, classify
@@ -45,9 +45,8 @@ def is_live(booking: Booking | None) -> bool:
 
 
 def rescheduled_to(booking: Booking) -> str | None:
-    raw = booking.raw if isinstance(booking.raw, dict) else {}
-    uid = raw.get("rescheduledToUid")
-    return str(uid) if uid else None
+    """The booking this one was moved to (Cal.com cancels the old one on a reschedule)."""
+    return booking.rescheduled_to_uid or None
 
 
 class CalcomSync:
