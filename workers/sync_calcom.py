@@ -87,7 +87,7 @@ class CalcomSync:
     def place(self, *, reschedule: bool) -> CalcomOutcome:
         """Give every target segment a live booking at its time."""
         outcome = CalcomOutcome()
-        for target in self.plan.targets:
+        for target in self.plan.move_order():
             try:
                 booking = self._place_one(target, outcome, reschedule=reschedule)
             except LockLost:

@@ -62,6 +62,8 @@ class SyncPlan:
     # Per segment index, the newest booking uid recorded on an earlier position of the
     # appointment (the booking a reschedule moves).
     previous_uids: dict[int, str]
+    # …and where that booking was (to order a composite move, see `move_order`).
+    previous_starts: dict[int, datetime]
     # Every booking uid ever recorded for the appointment, newest first (a cancel).
     all_uids: tuple[str, ...]
     # Where our bookings can be: all the appointment's segments, old and new.
@@ -80,6 +82,21 @@ class SyncPlan:
     @property
     def is_last_attempt(self) -> bool:
         return self.attempt_number >= self.max_attempts
+
+    def move_order(self) -> list[Target]:
+        """The order in which to place the segments' bookings.
+
+        All of them belong to one host, so moving a composite appointment later must
+        move its last segment first (and earlier: its first segment first); otherwise
+        a segment's new time can overlap another segment's old booking, and Cal.com
+        refuses it as "already has booking at this time".
+        """
+        targets = sorted(self.targets, key=lambda t: t.starts_at)
+        first = targets[0] if targets else None
+        before = self.previous_starts.get(first.index) if first is not None else None
+        if self.action == SyncAction.RESCHEDULE and before is not None and first.starts_at > before:
+            targets.reverse()
+        return targets
 
 
 @dataclass(frozen=True)
@@ -316,10 +333,14 @@ def _plan(appointment: Appointment, attempt: SyncAttempt, check_first: bool, max
         ))
 
     previous: dict[int, str] = {}
+    previous_starts: dict[int, datetime] = {}
     for segment in reversed(segments):  # newest position first
         if segment.active or not segment.calcom_booking_uid:
             continue
-        previous.setdefault(index_of(segment), segment.calcom_booking_uid)
+        index = index_of(segment)
+        if index not in previous:
+            previous[index] = segment.calcom_booking_uid
+            previous_starts[index] = segment.starts_at
     if appointment.calcom_booking_uid and 0 not in previous and appointment.calcom_booking_uid not in \
             {t.uid for t in targets}:
         previous[0] = appointment.calcom_booking_uid
@@ -348,6 +369,7 @@ def _plan(appointment: Appointment, attempt: SyncAttempt, check_first: bool, max
         composite=composite,
         targets=tuple(targets),
         previous_uids=previous,
+        previous_starts=previous_starts,
         all_uids=tuple(uids),
         search_from=min(starts),
         search_to=max(ends) + MAX_SEGMENT,
