@@ -138,6 +138,27 @@ def test_create_books_once_and_records_the_attempt(app, world, calcom, clock):
     assert attempt.http_status is None and attempt.error_code is None
 
 
+def test_each_attempt_is_logged_without_secrets_or_contact_details(app, world, calcom, clock, caplog):
+    world["customer"].email = "erika@example.com"
+    db.session.commit()
+    calcom.set_faults({"rules": [{"kind": "error", "endpoint": "create", "times": 1}]})
+    appointment = request_sync_job(book(world, TEN))
+
+    with caplog.at_level("INFO", logger="calcom"):
+        run_sync_jobs(app)
+        clock.advance(timedelta(minutes=5))
+        let_scheduled_jobs_come_due(app)
+        run_sync_jobs(app)
+
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("calcom")]
+    sync_lines = [line for line in lines if line.startswith("sync ")]
+    assert sync_lines[0].startswith(f"sync appointment={appointment.id} action=create attempt=1/5 outcome=retry "
+                                    "code=http_503 status=503")
+    assert sync_lines[1].startswith(f"sync appointment={appointment.id} action=create attempt=2/5 outcome=success")
+    for line in lines:
+        assert "cal_test_key" not in line and "erika@example.com" not in line and "+4915100000001" not in line
+
+
 def test_cancel_cancels_the_booking_in_calcom(app, world, calcom):
     appointment = synced_appointment(app, world)
     cancel_appointment(db.session, appointment.id, reason="Kundin ist krank")
@@ -168,6 +189,21 @@ def test_reschedule_moves_the_booking_and_stores_the_new_uid(app, world, calcom)
     assert live.start == noon and live.uid != old_uid and live.rescheduled_from_uid == old_uid
     assert appointment.calcom_booking_uid == live.uid
     assert [s.calcom_booking_uid for s in appointment.segments if s.active] == [live.uid]
+
+
+def test_a_host_other_than_the_staff_member_is_noted(app, world, calcom, caplog):
+    # Cal.com assigns the first free host of the event type: Anna, not Ben.
+    appointment = request_sync_job(book(world, TEN, staff=world["staff"][1]))
+
+    run_sync_jobs(app)
+
+    (booking,) = bookings_of(calcom, appointment.id)
+    assert booking.host_id == 100
+    (attempt,) = attempts(appointment.id)
+    assert attempt.outcome == SyncOutcome.SUCCESS
+    assert "not to the staff member's Cal.com user 101" in attempt.error_message
+    assert any("not to the staff member's Cal.com user 101" in r.getMessage() for r in caplog.records
+               if r.name == "calcom.sync")
 
 
 # --- transient failures: retried, still exactly one booking -------------------------------------------
@@ -422,6 +458,8 @@ def test_a_composite_segment_that_cannot_be_booked_rolls_back_the_others(app, so
     assert bookings_of(calcom, appointment.id) == []
     (first_segment,) = bookings_of(calcom, appointment.id, live_only=False)
     assert first_segment.status == "cancelled" and first_segment.start == TEN
+    # The BOOKING_CANCELLED webhook can tell our undo from a customer's cancellation.
+    assert first_segment.cancellation_reason.startswith("Slotguard rollback")
     assert [s.calcom_booking_uid for s in appointment.segments] == [None, None]
 
 

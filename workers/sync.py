@@ -28,7 +28,7 @@ from rq import get_current_job
 
 from calcom.client import get_client
 from core.extensions import db
-from core.models import SyncOutcome
+from core.models import Appointment, SyncOutcome, SyncStatus
 from core.queues import sync_job_id
 from core.redis_client import get_redis
 from workers.backoff import BackoffPolicy, retry_delay
@@ -97,8 +97,6 @@ def _busy(appointment_id: int, action: str, version: int, job_id: str | None, ho
     us, so we must not simply drop the job. The retry carries a distinct job id (the
     running job's id is still in use) and does not count as an attempt.
     """
-    from core.models import Appointment, SyncStatus
-
     appointment = db.session.get(Appointment, appointment_id)
     db.session.rollback()
     if (appointment is None or appointment.sync_version != version or appointment.sync_action.value != action

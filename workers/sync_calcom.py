@@ -31,6 +31,8 @@ from workers.sync_records import CalcomOutcome, SyncPlan, Target
 log = logging.getLogger("calcom.sync")
 
 LIVE_STATUSES = ("accepted", "pending")
+# The cancellation reason of bookings we cancel to undo a partly booked composite appointment.
+ROLLBACK_REASON_PREFIX = "Slotguard rollback"
 MAX_RESCHEDULE_HOPS = 10
 MAX_LIST_PAGES = 20
 PAGE_SIZE = 100
@@ -138,9 +140,11 @@ class CalcomSync:
         metadata = booking_metadata(self.plan.appointment_id, target.index if self.plan.composite else None)
         length = round((target.ends_at - target.starts_at).total_seconds() / 60) if self.plan.composite else None
         try:
-            return self._call(self.client.create_booking, event_type_id=target.event_type_id,
-                              start=target.starts_at, attendee=self.plan.attendee, length_minutes=length,
-                              metadata=metadata)
+            booking = self._call(self.client.create_booking, event_type_id=target.event_type_id,
+                                 start=target.starts_at, attendee=self.plan.attendee, length_minutes=length,
+                                 metadata=metadata)
+            self._check_host(booking, target, outcome)
+            return booking
         except SlotUnavailable:
             # The booking in the way may be our own (a duplicate job, an answer we never got).
             self._found = None
@@ -150,6 +154,16 @@ class CalcomSync:
                                      "was taken: by our own booking)")
                 return ours
             raise
+
+    def _check_host(self, booking: Booking, target: Target, outcome: CalcomOutcome) -> None:
+        """Cal.com picks the host of a team event type itself; say so when it is not our staff member."""
+        host_ids = [h.get("id") for h in booking.hosts if isinstance(h, dict)]
+        if self.plan.host_user_id is None or not host_ids or self.plan.host_user_id in host_ids:
+            return
+        note = (f"{self._name(target)}Cal.com gave booking {booking.uid} to host {', '.join(map(str, host_ids))}, "
+                f"not to the staff member's Cal.com user {self.plan.host_user_id}")
+        outcome.notes.append(note)
+        log.warning("sync appointment=%s %s", self.plan.appointment_id, note)
 
     def _verify(self, outcome: CalcomOutcome) -> CalcomOutcome | None:
         """Read every segment's booking back: it must be live at its time."""
@@ -375,7 +389,9 @@ class CalcomSync:
     def _cancel_reason(self) -> str:
         reason = (self.plan.cancellation_reason or "").strip()
         if self.plan.action != SyncAction.CANCEL:
-            return "Slotguard: the appointment could not be booked completely"
+            # Recognisable in the BOOKING_CANCELLED webhook: our own undo, not a cancellation
+            # of the appointment (see README, "Sync to Cal.com").
+            return f"{ROLLBACK_REASON_PREFIX}: the appointment could not be booked in Cal.com completely"
         return f"Slotguard: {reason}"[:500] if reason else "Cancelled by the customer (Slotguard)"
 
 

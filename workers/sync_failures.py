@@ -35,7 +35,8 @@ class Failure:
 
 
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
-_PHONE = re.compile(r"\+?\d[\d ()/-]{6,}\d")
+# International (+49 151 …) or national (0151 …) numbers; not dates, times or ids.
+_PHONE = re.compile(r"\+\d[\d ()/-]{6,}\d|\b0\d[\d ()/]{6,}\d\b")
 
 
 def redact(text: str | None) -> str | None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import exists, or_, select
+from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.orm import Session
 
 from calcom.client import Attendee, Booking
@@ -78,6 +78,8 @@ class SyncPlan:
     # "Herrenhaarschnitt with Anna on Tue 08.12.2026 10:00 (Europe/Berlin)"
     what: str
     cancellation_reason: str | None
+    # The staff member's Cal.com user id: the host the bookings should have.
+    host_user_id: int | None = None
 
     @property
     def is_last_attempt(self) -> bool:
@@ -135,8 +137,19 @@ class Decision:
     superseded: bool = False
 
 
-# Skipped attempts that never reached Cal.com; every other attempt may have changed it.
+# Skipped attempts that never reached Cal.com.
 NO_CALL_CODES = ("stale_job", "already_synced", "not_pending")
+
+
+def _may_have_changed_calcom_unheard():
+    """Attempts whose effect in Cal.com we may not know: unfinished (worker died),
+    retried or failed (a timeout or dropped answer may hide a success), or superseded
+    while calling. Successful attempts recorded what they did; stale skips called nothing."""
+    return or_(
+        SyncAttempt.outcome.is_(None),
+        SyncAttempt.outcome.in_([SyncOutcome.RETRY, SyncOutcome.FAILED]),
+        and_(SyncAttempt.outcome == SyncOutcome.SKIPPED, SyncAttempt.error_code.not_in(NO_CALL_CODES)),
+    )
 
 
 def claim_attempt(
@@ -160,8 +173,7 @@ def claim_attempt(
 
         _close_orphaned_attempts(session, appointment.id, now)
         check_first = session.scalar(select(exists().where(
-            SyncAttempt.appointment_id == appointment.id,
-            or_(SyncAttempt.error_code.is_(None), SyncAttempt.error_code.not_in(NO_CALL_CODES)),
+            SyncAttempt.appointment_id == appointment.id, _may_have_changed_calcom_unheard(),
         ))) or False
         appointment.sync_attempts = (appointment.sync_attempts or 0) + 1
         appointment.last_sync_attempt_at = now
@@ -379,6 +391,7 @@ def _plan(appointment: Appointment, attempt: SyncAttempt, check_first: bool, max
         check_calcom_first=bool(check_first),
         what=what,
         cancellation_reason=appointment.cancellation_reason,
+        host_user_id=staff.calcom_user_id,
     )
 
 
