@@ -29,6 +29,7 @@ from tests.support.sync_helpers import (
     bookings_of,
     let_scheduled_jobs_come_due,
     reload,
+    run_due_retries,
     run_sync_jobs,
     scheduled_job_ids,
 )
@@ -146,9 +147,7 @@ def test_each_attempt_is_logged_without_secrets_or_contact_details(app, world, c
 
     with caplog.at_level("INFO", logger="calcom"):
         run_sync_jobs(app)
-        clock.advance(timedelta(minutes=5))
-        let_scheduled_jobs_come_due(app)
-        run_sync_jobs(app)
+        run_due_retries(app, clock, timedelta(minutes=5))
 
     lines = [r.getMessage() for r in caplog.records if r.name.startswith("calcom")]
     sync_lines = [line for line in lines if line.startswith("sync ")]
@@ -225,9 +224,7 @@ def test_a_5xx_is_retried_with_backoff_and_books_once(app, world, calcom, clock,
     assert (first.outcome, first.http_status, first.error_code) == (SyncOutcome.RETRY, 503, "http_503")
     assert bookings_of(calcom, appointment.id) == []
 
-    clock.advance(timedelta(seconds=expected_wait))
-    let_scheduled_jobs_come_due(app)
-    run_sync_jobs(app)
+    run_due_retries(app, clock, timedelta(seconds=expected_wait))
 
     appointment = reload(appointment.id)
     assert appointment.sync_status == SyncStatus.SYNCED and appointment.sync_attempts == 2
@@ -250,9 +247,7 @@ def test_a_429_waits_at_least_what_the_rate_limit_headers_say(app, world, calcom
     assert "wait 60 s" in first.error_message
     assert appointment.next_sync_attempt_at == clock.utcnow() + timedelta(seconds=60)
 
-    clock.advance(timedelta(seconds=60))
-    let_scheduled_jobs_come_due(app)
-    run_sync_jobs(app)
+    run_due_retries(app, clock, timedelta(seconds=60))
 
     assert reload(appointment.id).sync_status == SyncStatus.SYNCED
     assert len(bookings_of(calcom, appointment.id)) == 1
@@ -268,9 +263,7 @@ def test_a_timeout_is_retried_and_books_once(app, world, calcom, clock):
     assert appointment.sync_status == SyncStatus.PENDING and appointment.sync_error_code == "timeout"
     assert "did not answer in time" in appointment.sync_error_message
 
-    clock.advance(timedelta(minutes=2))
-    let_scheduled_jobs_come_due(app)
-    run_sync_jobs(app)
+    run_due_retries(app, clock, timedelta(minutes=2))
 
     assert reload(appointment.id).sync_status == SyncStatus.SYNCED
     assert len(bookings_of(calcom, appointment.id)) == 1
@@ -288,9 +281,7 @@ def test_a_dropped_answer_is_followed_by_adopting_the_booking_not_a_second_one(a
     assert appointment.sync_status == SyncStatus.PENDING and appointment.calcom_booking_uid is None
     assert appointment.sync_error_code == "connection_error"
 
-    clock.advance(timedelta(minutes=2))
-    let_scheduled_jobs_come_due(app)
-    run_sync_jobs(app)
+    run_due_retries(app, clock, timedelta(minutes=2))
 
     appointment = reload(appointment.id)
     assert bookings_of(calcom, appointment.id) == [made]
@@ -308,9 +299,7 @@ def test_a_cancel_whose_answer_was_dropped_succeeds_when_repeated(app, world, ca
 
     run_sync_jobs(app)
     assert reload(appointment.id).sync_status == SyncStatus.PENDING  # cancelled in Cal.com, unheard
-    clock.advance(timedelta(minutes=2))
-    let_scheduled_jobs_come_due(app)
-    run_sync_jobs(app)
+    run_due_retries(app, clock, timedelta(minutes=2))
 
     assert reload(appointment.id).sync_status == SyncStatus.SYNCED  # "already cancelled" counts as done
     assert bookings_of(calcom, appointment.id) == []
@@ -326,9 +315,7 @@ def test_a_reschedule_already_applied_is_adopted_not_repeated(app, world, calcom
     run_sync_jobs(app)
     (moved,) = bookings_of(calcom, appointment.id)
     assert moved.start == noon and reload(appointment.id).sync_status == SyncStatus.PENDING
-    clock.advance(timedelta(minutes=2))
-    let_scheduled_jobs_come_due(app)
-    run_sync_jobs(app)
+    run_due_retries(app, clock, timedelta(minutes=2))
 
     appointment = reload(appointment.id)
     assert bookings_of(calcom, appointment.id) == [moved]
@@ -386,43 +373,29 @@ def test_slot_taken_by_an_unknown_calcom_booking_goes_to_manual_review(app, solo
     assert scheduled_job_ids(app) == [] and bookings_of(calcom, appointment.id) == []
 
 
-def test_an_unknown_event_type_goes_to_manual_review(app, world, calcom):
-    world["haircut"].calcom_event_type_id = 4242
+@pytest.mark.parametrize("change, code, status, says", [
+    (lambda w: setattr(w["haircut"], "calcom_event_type_id", 4242), "event_type_not_found", 404,
+     ["Cal.com does not know event type 4242", "Fix the service's Cal.com event type id"]),
+    (lambda w: setattr(w["customer"], "email", "erika.at.example"), "invalid_attendee", 400,
+     ["Correct the customer's name, e-mail or phone number", "Invalid email format"]),
+    (lambda w: setattr(w["customer"], "phone", None), "invalid_attendee", None,  # refused before calling
+     ["neither an e-mail address nor a phone number"]),
+], ids=["unknown event type", "invalid e-mail", "no contact at all"])
+def test_refusals_retrying_cannot_fix_go_to_manual_review_at_once(app, world, calcom, change, code, status, says):
+    change(world)
     db.session.commit()
     appointment = request_sync_job(book(world, TEN))
 
     run_sync_jobs(app)
 
     appointment = reload(appointment.id)
-    assert (appointment.sync_status, appointment.sync_error_code) == (SyncStatus.FAILED, "event_type_not_found")
-    assert "Cal.com does not know event type 4242" in appointment.manual_review_reason
-    assert attempts(appointment.id)[0].http_status == 404
-
-
-def test_customer_details_cal_com_refuses_go_to_manual_review(app, world, calcom):
-    world["customer"].email = "erika.at.example"
-    db.session.commit()
-    appointment = request_sync_job(book(world, TEN))
-
-    run_sync_jobs(app)
-
-    appointment = reload(appointment.id)
-    assert (appointment.sync_status, appointment.sync_error_code) == (SyncStatus.FAILED, "invalid_attendee")
-    assert "Correct the customer's name, e-mail or phone number" in appointment.manual_review_reason
-    assert "Invalid email format" in appointment.manual_review_reason
-
-
-def test_a_customer_without_any_contact_is_refused_before_calling_calcom(app, world, calcom):
-    world["customer"].phone = None
-    db.session.commit()
-    appointment = request_sync_job(book(world, TEN))
-
-    run_sync_jobs(app)
-
-    appointment = reload(appointment.id)
-    assert (appointment.sync_status, appointment.sync_error_code) == (SyncStatus.FAILED, "invalid_attendee")
-    assert "neither an e-mail address nor a phone number" in appointment.manual_review_reason
-    assert calcom.emulator.requests_served == 0
+    assert (appointment.sync_status, appointment.sync_error_code) == (SyncStatus.FAILED, code)
+    assert appointment.requires_manual_review and scheduled_job_ids(app) == []
+    for phrase in says:
+        assert phrase in appointment.manual_review_reason
+    (attempt,) = attempts(appointment.id)
+    assert (attempt.outcome, attempt.http_status) == (SyncOutcome.FAILED, status)
+    assert calcom.emulator.requests_served == (0 if status is None else 1)
 
 
 # --- composite services -------------------------------------------------------------------------------

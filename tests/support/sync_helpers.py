@@ -44,6 +44,14 @@ def let_scheduled_jobs_come_due(app) -> list[str]:
     return ids
 
 
+def run_due_retries(app, clock, after) -> list[str]:
+    """Let `after` (a timedelta) pass on the controlled clock, then run what came due."""
+    clock.advance(after)
+    due = let_scheduled_jobs_come_due(app)
+    run_sync_jobs(app)
+    return due
+
+
 def reload(appointment_id: int) -> Appointment:
     db.session.expire_all()
     return db.session.get(Appointment, appointment_id)
