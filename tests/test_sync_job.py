@@ -9,6 +9,7 @@ backoff times are exact; scheduled retries are let come due explicitly.
 from __future__ import annotations
 
 import random
+import threading
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -514,6 +515,35 @@ def test_a_change_during_the_calcom_call_is_not_overwritten(app, world, calcom, 
 
     assert reload(appointment.id).sync_status == SyncStatus.SYNCED
     assert bookings_of(calcom, appointment.id) == []
+
+
+def test_two_workers_on_one_appointment_make_one_booking(app, world, calcom):
+    # Both jobs run at the same moment (a duplicate delivery); Cal.com takes 300 ms to book.
+    calcom.set_faults({"rules": [{"kind": "latency", "endpoint": "create", "latency_ms": 300}]})
+    appointment = book(world, TEN)
+    appointment_id, version = appointment.id, appointment.sync_version
+    db.session.remove()
+    start_together = threading.Barrier(2)
+    results: list[str] = []
+
+    def worker() -> None:
+        with app.app_context():
+            start_together.wait()
+            try:
+                results.append(sync_module.sync_appointment(appointment_id, "create", version))
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert sorted(results) == ["busy", "success"]
+    assert len(bookings_of(calcom, appointment_id)) == 1
+    assert [a.outcome for a in attempts(appointment_id)] == [SyncOutcome.SUCCESS]
+    assert reload(appointment_id).sync_attempts == 1
 
 
 def test_a_job_that_finds_another_worker_on_the_appointment_comes_back_later(app, world, calcom):

@@ -1,4 +1,5 @@
-"""A worker killed between Cal.com's 201 and our commit: exactly one booking after recovery.
+"""Real `rq worker` processes: the Procfile's worker retries through RQ's scheduler, and
+a worker killed between Cal.com's 201 and our commit still ends with exactly one booking.
 
 A real `rq worker` process (the production `AppWorker`, see
 `tests/support/crashing_worker.py`) takes the sync job, Cal.com (the emulator) makes
@@ -13,6 +14,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time as clock_time
 from datetime import date, datetime, time, timedelta, timezone
 
 import pytest
@@ -40,27 +42,62 @@ def next_weekday_ten(now: datetime) -> datetime:
     return local_to_utc(datetime.combine(day, time(10, 0)), "Europe/Berlin")
 
 
+RQ = os.path.join(os.path.dirname(sys.executable), "rq")
+
+
+def worker_env(app, database_url: str, **extra: str) -> dict[str, str]:
+    """The environment a worker process gets: the test's database, Redis and emulator."""
+    return dict(os.environ, DATABASE_URL=database_url, REDIS_URL=app.config["REDIS_URL"],
+                CALCOM_API_URL=app.config["CALCOM_API_URL"], CALCOM_API_KEY="cal_test_key",
+                SECRET_KEY="test-secret-key", PYTHONPATH=PROJECT_ROOT, **extra)
+
+
 def run_crashing_worker(app, database_url: str, mode: str, tmp_path) -> subprocess.CompletedProcess:
-    env = dict(
-        os.environ,
-        DATABASE_URL=database_url,
-        REDIS_URL=app.config["REDIS_URL"],
-        CALCOM_API_URL=app.config["CALCOM_API_URL"],
-        CALCOM_API_KEY="cal_test_key",
-        SECRET_KEY="test-secret-key",
-        SLOTGUARD_TEST_CRASH=mode,
-        PYTHONPATH=PROJECT_ROOT,
-    )
-    rq = os.path.join(os.path.dirname(sys.executable), "rq")
     log = tmp_path / f"worker-{mode}.log"
     with open(log, "w") as output:
         process = subprocess.run(
-            [rq, "worker", "--burst", "--url", app.config["REDIS_URL"],
+            [RQ, "worker", "--burst", "--url", app.config["REDIS_URL"],
              "--worker-class", "tests.support.crashing_worker.CrashingAppWorker", "calcom-sync"],
-            cwd=PROJECT_ROOT, env=env, stdout=output, stderr=subprocess.STDOUT, timeout=120,
+            cwd=PROJECT_ROOT, env=worker_env(app, database_url, SLOTGUARD_TEST_CRASH=mode), stdout=output,
+            stderr=subprocess.STDOUT, timeout=120,
         )
     process.log = log.read_text()
     return process
+
+
+def test_the_procfile_worker_retries_through_rqs_scheduler(app, calcom_emulator, database_url, tmp_path):
+    """`rq worker --with-scheduler --worker-class workers.app_worker.AppWorker calcom-sync default`,
+    as in the Procfile: a 503, then the retry scheduled with `enqueue_in` is moved to the
+    queue by RQ's scheduler and succeeds. (Backoff shortened to 1 s for this process.)"""
+    world = make_world()
+    calcom_emulator.load_world(db.session, preload_bookings=False)
+    calcom_emulator.set_faults({"rules": [{"kind": "error", "endpoint": "create", "times": 1}]})
+    appointment = book(world, next_weekday_ten(datetime.now(timezone.utc)))
+    enqueue_sync(appointment.id, "create", appointment.sync_version)
+    appointment_id = appointment.id
+    db.session.remove()
+    env = worker_env(app, database_url, SYNC_BACKOFF_BASE_SECONDS="1", SYNC_BACKOFF_CAP_SECONDS="1")
+    log = tmp_path / "worker.log"
+    with open(log, "w") as output:
+        worker = subprocess.Popen(
+            [RQ, "worker", "--with-scheduler", "--url", app.config["REDIS_URL"],
+             "--worker-class", "workers.app_worker.AppWorker", "calcom-sync", "default"],
+            cwd=PROJECT_ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
+        try:
+            deadline = clock_time.monotonic() + 60
+            while reload(appointment_id).sync_status == SyncStatus.PENDING and clock_time.monotonic() < deadline:
+                db.session.remove()
+                clock_time.sleep(0.2)  # waiting for another process, not for time-dependent logic
+        finally:
+            worker.terminate()
+            worker.wait(timeout=30)
+
+    appointment = reload(appointment_id)
+    assert appointment.sync_status == SyncStatus.SYNCED, log.read_text()
+    first, second = attempts(appointment_id)
+    assert (first.outcome, first.http_status) == (SyncOutcome.RETRY, 503)
+    assert (second.outcome, second.job_id) == (SyncOutcome.SUCCESS, f"sync-{appointment_id}-v1-a2")
+    assert len(bookings_of(calcom_emulator, appointment_id)) == 1
 
 
 @pytest.mark.parametrize("mode", ["horse", "worker"])
