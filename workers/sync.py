@@ -98,9 +98,10 @@ def _busy(appointment_id: int, action: str, version: int, job_id: str | None, ho
     running job's id is still in use) and does not count as an attempt.
     """
     appointment = db.session.get(Appointment, appointment_id)
-    db.session.rollback()
-    if (appointment is None or appointment.sync_version != version or appointment.sync_action.value != action
-            or appointment.sync_status != SyncStatus.PENDING):
+    stale = (appointment is None or appointment.sync_version != version or appointment.sync_action.value != action
+             or appointment.sync_status != SyncStatus.PENDING)
+    db.session.rollback()  # end the read; the holder is about to write this row
+    if stale:
         log.info("sync appointment=%s action=%s version=%s outcome=skipped code=busy_stale job=%s: "
                  "another worker holds it and this job is out of date", appointment_id, action, version, job_id)
         return "skipped"
