@@ -182,4 +182,23 @@ class Config:
             "calcom.cli",
             "booking.calcom_webhook",
             "monitoring.cli",
+            "workers.cli",
         ]
+
+        # --- sync workers ---
+        # Attempts per sync request (the first try included) before an appointment
+        # goes to manual review. Between attempts the wait is drawn uniformly from
+        # [0, min(cap, base * 2**n)] for the n-th retry (full jitter): with the
+        # defaults the ceilings are 2, 4, 8 and 16 minutes, so five attempts end
+        # within 30 minutes of the first failure (about 15 on average).
+        self.SYNC_MAX_ATTEMPTS = env_int("SYNC_MAX_ATTEMPTS", 5)
+        self.SYNC_BACKOFF_BASE_SECONDS = env_int("SYNC_BACKOFF_BASE_SECONDS", 120)
+        self.SYNC_BACKOFF_CAP_SECONDS = env_int("SYNC_BACKOFF_CAP_SECONDS", 960)
+        # How long one worker may hold an appointment's sync lock without renewing it
+        # (renewed before every Cal.com call, so it only matters when a worker dies).
+        self.SYNC_LOCK_SECONDS = env_int("SYNC_LOCK_SECONDS", 120)
+        # A job that finds another worker syncing the same appointment tries again after this.
+        self.SYNC_BUSY_RETRY_SECONDS = env_int("SYNC_BUSY_RETRY_SECONDS", 15)
+        # The sweeper re-enqueues appointments pending longer than this with no job in flight.
+        self.SYNC_SWEEP_AFTER_MINUTES = env_int("SYNC_SWEEP_AFTER_MINUTES", 10)
+        self.SYNC_SWEEP_BATCH = env_int("SYNC_SWEEP_BATCH", 200)
