@@ -39,6 +39,20 @@ def env_str(name: str, default: str | None = None) -> str | None:
     return raw.strip()
 
 
+def _env_seconds(name: str, default: float) -> float:
+    """A positive duration in seconds (fractions allowed), e.g. CALCOM_SYNC_TIMEOUT=15."""
+    raw = env_str(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if value <= 0:
+        raise ValueError(f"{name} must be positive, got {raw!r}")
+    return value
+
+
 def normalise_database_url(url: str) -> str:
     """Accept the URLs hosting providers hand out and pick the psycopg 3 driver."""
     if url.startswith("postgres://"):
@@ -80,6 +94,16 @@ class Config:
         self.ASSETS_FROM = env_str("ASSETS_FROM", "cdn")
 
         self.LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
+
+        # --- calcom ---
+        # Seconds. Availability is asked while a caller waits on the phone, so its
+        # read timeout is short; sync jobs can wait longer (a create must not be
+        # abandoned while Cal.com is still writing it).
+        self.CALCOM_CONNECT_TIMEOUT = _env_seconds("CALCOM_CONNECT_TIMEOUT", 3.05)
+        self.CALCOM_AVAILABILITY_TIMEOUT = _env_seconds("CALCOM_AVAILABILITY_TIMEOUT", 2.5)
+        self.CALCOM_SYNC_TIMEOUT = _env_seconds("CALCOM_SYNC_TIMEOUT", 15.0)
+        # How long the Cal.com call log (latency, errors, rate-limit headroom) is kept in Redis.
+        self.CALCOM_CALL_LOG_RETENTION = env_int("CALCOM_CALL_LOG_RETENTION", 24 * 3600)
 
         # Voice requests are small; anything bigger is refused with 413 before parsing.
         self.MAX_CONTENT_LENGTH = env_int("MAX_CONTENT_LENGTH", 64 * 1024)
