@@ -20,7 +20,7 @@ class CallerError(Exception):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
-        # Slot options (`availability.SlotOption`) the agent can offer instead.
+        # Slots the agent can offer instead, already in the response shape.
         self.alternatives = list(alternatives)
 
 

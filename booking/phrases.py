@@ -8,7 +8,10 @@ Nothing here decides anything; callers pass in what to say.
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from typing import Sequence
+
+from booking.spoken_time import spoken_clock, spoken_datetime, to_local
 
 
 def spoken_list(items: Sequence[str], conjunction: str = "und") -> str:
@@ -19,6 +22,19 @@ def spoken_list(items: Sequence[str], conjunction: str = "und") -> str:
     if len(items) == 1:
         return items[0]
     return ", ".join(items[:-1]) + f" {conjunction} " + items[-1]
+
+
+def spoken_starts(starts: Sequence[datetime], tz_name: str, *, day: date | None = None) -> list[str]:
+    """Times to offer, in time order: `um 9:30 Uhr` on `day` (the day the caller
+    asked about), `am Mittwoch, 9. Dezember, um 10:00 Uhr` on another day."""
+    spoken = []
+    for start in sorted(starts):
+        local = to_local(start, tz_name)
+        if day is not None and local.date() == day:
+            spoken.append(f"um {spoken_clock(local)}")
+        else:
+            spoken.append(f"am {spoken_datetime(start, tz_name)}")
+    return spoken
 
 
 # --- availability -----------------------------------------------------------------

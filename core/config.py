@@ -105,6 +105,12 @@ class Config:
         # How long the Cal.com call log (latency, errors, rate-limit headroom) is kept in Redis.
         self.CALCOM_CALL_LOG_RETENTION = env_int("CALCOM_CALL_LOG_RETENTION", 24 * 3600)
 
+        # --- voice ---
+        # Seconds Cal.com's offered slots are reused per event type and day (0: off).
+        # Short: local appointments and holds are checked live anyway, and the
+        # Cal.com webhook invalidates the cache when Cal.com's calendar changes.
+        self.SLOT_CACHE_SECONDS = env_int("SLOT_CACHE_SECONDS", 30)
+
         # Voice requests are small; anything bigger is refused with 413 before parsing.
         self.MAX_CONTENT_LENGTH = env_int("MAX_CONTENT_LENGTH", 64 * 1024)
 
@@ -123,4 +129,5 @@ class Config:
         self.ROOMS = [
             "core.health",
             "core.cli",
+            "booking.routes",
         ]
