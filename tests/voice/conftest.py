@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 import pytest
 from retell.lib.webhook_auth import symmetric
 
-from booking.retell_signature import now_ms
+from booking.retell_signature import now_ms, sign as sign_bytes
 from tests.calcom_fixtures import serve_wsgi
 from tests.factories import make_world
 from tests.voice_calcom_fake import FakeCalcom
@@ -66,10 +66,11 @@ class Voice:
         return json.dumps({"name": name, "call": call, "args": args or {}})
 
     def post(self, name, raw: str | bytes, *, headers=None, sign=True, timestamp=None):
-        raw_text = raw.decode() if isinstance(raw, bytes) else raw
         all_headers = {"Content-Type": "application/json"}
-        if sign:
-            all_headers["X-Retell-Signature"] = symmetric["sign"](raw_text, RETELL_KEY, timestamp or now_ms())
+        if sign and isinstance(raw, bytes):  # maybe not even UTF-8: sign the bytes
+            all_headers["X-Retell-Signature"] = sign_bytes(raw, RETELL_KEY, timestamp or now_ms())
+        elif sign:  # as Retell does (the official SDK's signer)
+            all_headers["X-Retell-Signature"] = symmetric["sign"](raw, RETELL_KEY, timestamp or now_ms())
         all_headers.update(headers or {})
         return self.client.post(f"/retell/functions/{name}", data=raw, headers=all_headers)
 
