@@ -72,12 +72,14 @@ class Attendee:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Attendee:
+        """Parse an attendee of a booking or webhook. Cal.com stores phone-only
+        attendees with a made-up `<digits>@sms.cal.com` email; that becomes None."""
         language = data.get("language")
         if isinstance(language, Mapping):  # webhooks send {"locale": "de"}
             language = language.get("locale")
         return cls(
             name=str(data.get("name") or ""),
-            email=data.get("email") or None,
+            email=real_email(data.get("email")),
             phone_number=data.get("phoneNumber") or None,
             time_zone=data.get("timeZone") or "UTC",
             language=language or "en",
@@ -151,6 +153,22 @@ class BookingPage:
     items: list[Booking]
     total: int | None
     has_more: bool
+
+
+PHONE_ONLY_EMAIL_DOMAIN = "@sms.cal.com"
+
+
+def phone_only_email(phone_number: str) -> str:
+    """The email Cal.com gives an attendee who left only a phone number."""
+    return "".join(ch for ch in phone_number if ch.isdigit()) + PHONE_ONLY_EMAIL_DOMAIN
+
+
+def real_email(value: Any) -> str | None:
+    """An attendee's email, or None when absent or Cal.com's phone-only placeholder."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    email = value.strip()
+    return None if email.lower().endswith(PHONE_ONLY_EMAIL_DOMAIN) else email
 
 
 def parse_time(value: Any) -> datetime:
@@ -319,6 +337,39 @@ class CalcomClient:
         if has_more is None:
             has_more = total is not None and int(skip) + len(items) < int(total)
         return BookingPage(items=items, total=int(total) if total is not None else None, has_more=bool(has_more))
+
+    def find_bookings(
+        self,
+        metadata: Mapping[str, Any],
+        *,
+        event_type_id: int | None = None,
+        attendee_email: str | None = None,
+        after_start: datetime | None = None,
+        before_end: datetime | None = None,
+        status: str | Iterable[str] | None = None,
+        max_pages: int = 10,
+    ) -> list[Booking]:
+        """Bookings whose metadata contains every key/value of `metadata`.
+
+        Cal.com's list endpoint cannot filter on metadata, so this pages through
+        `list_bookings` with the other filters (keep them narrow: the event type and a
+        time window around the appointment) and compares metadata as strings. A sync
+        retry uses it to find the booking an earlier, unanswered attempt made.
+        """
+        wanted = {str(k): str(v) for k, v in metadata.items()}
+        found: list[Booking] = []
+        skip = 0
+        for _ in range(max_pages):
+            page = self.list_bookings(event_type_id=event_type_id, attendee_email=attendee_email,
+                                      after_start=after_start, before_end=before_end, status=status,
+                                      take=100, skip=skip)
+            for booking in page.items:
+                if all(str(booking.metadata.get(k)) == v for k, v in wanted.items()):
+                    found.append(booking)
+            if not page.has_more or not page.items:
+                break
+            skip += len(page.items)
+        return found
 
     def cancel_booking(self, uid: str, reason: str) -> Booking | None:
         """Cancel a booking. Returns the cancelled booking, or None when Cal.com says

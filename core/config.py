@@ -104,6 +104,15 @@ class Config:
         self.CALCOM_SYNC_TIMEOUT = _env_seconds("CALCOM_SYNC_TIMEOUT", 15.0)
         # How long the Cal.com call log (latency, errors, rate-limit headroom) is kept in Redis.
         self.CALCOM_CALL_LOG_RETENTION = env_int("CALCOM_CALL_LOG_RETENTION", 24 * 3600)
+        # The local emulator (`flask calcom emulator`, started by `make run` when no
+        # real CALCOM_API_KEY is set): where it sends its signed webhooks (secret:
+        # CALCOM_EMULATOR_WEBHOOK_SECRET, else CALCOM_WEBHOOK_SECRET), its faults
+        # (JSON or key=value pairs, see calcom/emulator_faults.py), seed and rate limit.
+        self.CALCOM_EMULATOR_WEBHOOK_URL = env_str("CALCOM_EMULATOR_WEBHOOK_URL")
+        self.CALCOM_EMULATOR_WEBHOOK_SECRET = env_str("CALCOM_EMULATOR_WEBHOOK_SECRET")
+        self.CALCOM_EMULATOR_FAULTS = env_str("CALCOM_EMULATOR_FAULTS")
+        self.CALCOM_EMULATOR_SEED = env_int("CALCOM_EMULATOR_SEED", 0)
+        self.CALCOM_EMULATOR_RATE_LIMIT = env_int("CALCOM_EMULATOR_RATE_LIMIT", 120)
 
         # --- voice ---
         # Seconds Cal.com's offered slots are reused per event type and day (0: off).
@@ -129,5 +138,7 @@ class Config:
         self.ROOMS = [
             "core.health",
             "core.cli",
+            "calcom.cli",
+            "booking.calcom_webhook",
             "booking.routes",
         ]
