@@ -1,6 +1,7 @@
-"""Fixtures for the voice-function tests: a Cal.com stand-in on a free port, a small
-world (one branch, two staff, a regular and a composite service), and `voice`, a
-helper that posts signed Retell requests.
+"""Fixtures for the voice-function tests: the Cal.com emulator (the Cal.com room's,
+served on a free port), a small world (one branch, two staff, a regular and a
+composite service) known to both Slotguard and the emulator, and `voice`, a helper
+that posts signed Retell requests.
 
 The clock is frozen at Monday 2026-12-07 09:00 in Berlin (08:00 UTC); tests ask for
 Tuesday 2026-12-08 unless they are about something else.
@@ -9,15 +10,15 @@ Tuesday 2026-12-08 unless they are about something else.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from retell.lib.webhook_auth import symmetric
 
 from booking.retell_signature import now_ms, sign as sign_bytes
-from tests.calcom_fixtures import serve_wsgi
+from calcom.emulator_state import EmulatedBooking
+from core.extensions import db
 from tests.factories import make_world
-from tests.voice_calcom_fake import FakeCalcom
 
 RETELL_KEY = "retell_test_key"  # tests/conftest.py base_config
 BRANCH_PHONE = "+4930111111"  # tests.factories.make_world
@@ -32,23 +33,59 @@ def berlin(year, month, day, hour, minute=0) -> datetime:
 
 
 @pytest.fixture
-def fake_calcom():
-    fake = FakeCalcom()
-    with serve_wsgi(fake) as url:
-        fake.url = url
-        yield fake
-        fake.recover()
+def app_config(base_config):
+    # Short Cal.com timeouts: a test of "Cal.com hangs" should not wait long.
+    return dict(base_config, CALCOM_AVAILABILITY_TIMEOUT=1.0, CALCOM_CONNECT_TIMEOUT=1.0, CALCOM_SYNC_TIMEOUT=2.0)
+
+
+class Calendar:
+    """The Cal.com emulator as the voice tests use it (see tests/calcom_fixtures.py)."""
+
+    def __init__(self, handle):
+        self.handle = handle
+        self.state = handle.state
+        self._direct = 0
+
+    def load(self) -> None:
+        """(Re)build hosts and event types from the database (staff hours = branch hours)."""
+        self.state.reset(keep_world=False)
+        self.handle.load_world(db.session)
+
+    def book_directly(self, host_id: int, start: datetime, minutes: int, event_type_id: int = 1001):
+        """A booking someone made in Cal.com itself, unknown to Slotguard."""
+        self._direct += 1
+        return self.state.load_booking(EmulatedBooking(
+            id=800000 + self._direct, uid=f"direct-{self._direct}", event_type_id=event_type_id, host_id=host_id,
+            start=start, end=start + timedelta(minutes=minutes), attendees=[], metadata={}, created_at=start,
+            updated_at=start, title="booked in Cal.com", origin="direct"))
+
+    def fail(self, kind: str = "error", **rule) -> None:
+        self.handle.set_faults({"rules": [dict(rule, kind=kind)]})
+
+    def heal(self) -> None:
+        self.handle.clear_faults()
+
+    @property
+    def requests_served(self) -> int:
+        return self.handle.emulator.requests_served
+
+    def bookings(self, **filters):
+        return self.state.find(**filters)
 
 
 @pytest.fixture
-def app_config(base_config, fake_calcom):
-    return dict(base_config, CALCOM_API_URL=fake_calcom.url, CALCOM_AVAILABILITY_TIMEOUT=1.0,
-                CALCOM_CONNECT_TIMEOUT=1.0, CALCOM_SYNC_TIMEOUT=2.0)
+def calendar(calcom_emulator):
+    return Calendar(calcom_emulator)
 
 
 @pytest.fixture
-def world(app, clock):
-    return make_world(phone=BRANCH_PHONE)
+def world(app, clock, calendar):
+    """Branch +4930111111 (Mon–Sat 9–18), Anna (Cal.com user 100) and Ben (101),
+    Herrenhaarschnitt (event type 1001, 30 min) and Färben (1003, 30 work / 40 gap /
+    30 work); the emulator knows the same hosts and event types."""
+    made = make_world(phone=BRANCH_PHONE)
+    calendar.load()
+    return made
 
 
 class Voice:

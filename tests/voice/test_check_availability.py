@@ -42,12 +42,12 @@ def test_free_slot_is_held_for_the_caller(world, voice, app):
 
 
 @pytest.mark.parametrize("sync_status", [SyncStatus.PENDING, SyncStatus.FAILED, SyncStatus.SYNCED])
-def test_siebert_case_local_appointment_blocks_although_calcom_says_free(world, voice, fake_calcom, clock, sync_status):
+def test_siebert_case_local_appointment_blocks_although_calcom_says_free(world, voice, calendar, clock, sync_status):
     """Booked by phone five days ago, sync still pending: Cal.com offers the slot, we must not."""
     appointment = book(world, berlin(2026, 12, 8, 10), 30, staff=world["staff"][0], sync_status=sync_status)
     appointment.sync_requested_at = clock.utcnow() - timedelta(days=5)
     db.session.commit()
-    assert not fake_calcom.bookings  # Cal.com knows nothing about it
+    assert not calendar.bookings()  # Cal.com knows nothing about it
 
     body = voice("check_availability", dict(TUESDAY_10, staff="Anna"))
 
@@ -89,8 +89,8 @@ def test_the_same_call_asking_again_gets_its_slot_again(world, voice, app):
     assert all(get_redis(app).pttl(key) > 60_000 for key in keys)
 
 
-def test_calcom_busy_means_not_available(world, voice, fake_calcom):
-    fake_calcom.book(100, berlin(2026, 12, 8, 10), 30)  # Anna (Cal.com user 100) booked in Cal.com itself
+def test_calcom_busy_means_not_available(world, voice, calendar):
+    calendar.book_directly(100, berlin(2026, 12, 8, 10), 30)  # Anna (Cal.com user 100) booked in Cal.com itself
     body = voice("check_availability", dict(TUESDAY_10, staff="Anna"))
     assert body["available"] is False
 
@@ -125,11 +125,11 @@ def test_a_held_composite_leaves_its_gap_to_other_callers(world, voice):
     assert gap["available"] is True and busy["available"] is False
 
 
-def test_alternatives_nearest_that_day_then_the_next_days(world, voice, fake_calcom):
+def test_alternatives_nearest_that_day_then_the_next_days(world, voice, calendar):
     anna = 100
     # Tuesday in Cal.com: busy 9:00–15:00 and 15:30–18:00 → only 15:00 left that day.
-    fake_calcom.book(anna, berlin(2026, 12, 8, 9), 6 * 60)
-    fake_calcom.book(anna, berlin(2026, 12, 8, 15, 30), 150)
+    calendar.book_directly(anna, berlin(2026, 12, 8, 9), 6 * 60)
+    calendar.book_directly(anna, berlin(2026, 12, 8, 15, 30), 150)
     body = voice("check_availability", dict(TUESDAY_10, staff="Anna"))
     assert body["available"] is False
     assert [(a["start"], a["staff"]) for a in body["alternatives"]] == [
@@ -172,8 +172,8 @@ def test_outside_opening_hours_offers_the_nearest_open_times(world, voice, app):
     assert hold_keys(app) == []
 
 
-def test_calcom_down_is_never_free(world, voice, fake_calcom, app):
-    fake_calcom.fail_with(503)
+def test_calcom_down_is_never_free(world, voice, calendar, app):
+    calendar.fail("error", status=503)
     body = voice("check_availability", TUESDAY_10)
     assert body["success"] is False and body["error_code"] == "calendar_unavailable"
     assert body["available"] is False and body["lock_key"] is None
@@ -182,28 +182,28 @@ def test_calcom_down_is_never_free(world, voice, fake_calcom, app):
     assert hold_keys(app) == []
 
 
-def test_calcom_timeout_is_never_free(world, voice, fake_calcom, app):
+def test_calcom_timeout_is_never_free(world, voice, calendar, app):
     app.config["CALCOM_AVAILABILITY_TIMEOUT"] = 0.2
-    fake_calcom.hang()
+    calendar.fail("timeout", hang_seconds=5)
     body = voice("check_availability", TUESDAY_10)
     assert body["error_code"] == "calendar_unavailable" and body["available"] is False
     assert hold_keys(app) == []
 
 
-def test_slots_are_cached_briefly_and_invalidated_explicitly(world, voice, fake_calcom, app, clock):
+def test_slots_are_cached_briefly_and_invalidated_explicitly(world, voice, calendar, app, clock):
     voice("check_availability", dict(TUESDAY_10, staff="Anna"))
-    asked = len(fake_calcom.slot_requests())
+    asked = calendar.requests_served
     assert voice("check_availability", dict(TUESDAY_10, time="11:00", staff="Anna"))["available"] is True
-    assert len(fake_calcom.slot_requests()) == asked  # served from the cache
+    assert calendar.requests_served == asked  # served from the cache
 
-    fake_calcom.book(100, berlin(2026, 12, 8, 12), 30)  # a booking made in Cal.com …
+    calendar.book_directly(100, berlin(2026, 12, 8, 12), 30)  # a booking made in Cal.com …
     assert slot_cache.invalidate(1001, berlin(2026, 12, 8, 12)) >= 1  # … and its webhook
     assert voice("check_availability", dict(TUESDAY_10, time="12:00", staff="Anna"))["available"] is False
-    assert len(fake_calcom.slot_requests()) == asked + 1
+    assert calendar.requests_served == asked + 1
 
     clock.advance(timedelta(seconds=app.config["SLOT_CACHE_SECONDS"] + 1))
     voice("check_availability", dict(TUESDAY_10, time="13:00", staff="Anna"))
-    assert len(fake_calcom.slot_requests()) == asked + 2  # stale entry refetched
+    assert calendar.requests_served == asked + 2  # stale entry refetched
 
 
 def test_local_part_is_a_bounded_number_of_queries(world, voice, app):
@@ -240,10 +240,12 @@ def test_response_stays_small(world, voice):
 
 
 @contextmanager
-def dst_world(world, moment):
+def dst_world(world, calendar, moment):
+    """Open seven days a week (so the DST Sundays count), in Slotguard and the emulator."""
     branch = world["branch"]
     branch.opening_hours = {str(d): [["09:00", "18:00"]] for d in range(1, 8)}
     db.session.commit()
+    calendar.load()
     with frozen_at(moment):
         yield
 
@@ -255,9 +257,8 @@ def dst_world(world, moment):
     ("2026-03-28", "+01:00", 9),
     ("2026-03-29", "+02:00", 8),  # Sunday, clocks went forward at 02:00
 ])
-def test_dst_weekends_speak_and_store_the_right_times(world, voice, fake_calcom, day, local_offset, utc_hour):
-    fake_calcom.hours = {d: fake_calcom.hours[1] for d in range(1, 8)}
-    with dst_world(world, datetime(2026, 3, 20, 8, tzinfo=timezone.utc)):
+def test_dst_weekends_speak_and_store_the_right_times(world, voice, calendar, day, local_offset, utc_hour):
+    with dst_world(world, calendar, datetime(2026, 3, 20, 8, tzinfo=timezone.utc)):
         body = voice("check_availability", dict(TUESDAY_10, date=day, staff="Anna"))
         assert body["available"] is True
         assert body["slot"]["start"] == f"{day}T10:00:00{local_offset}"
@@ -265,10 +266,9 @@ def test_dst_weekends_speak_and_store_the_right_times(world, voice, fake_calcom,
         assert f"um 10:00 Uhr" in body["message"]
 
 
-def test_dst_alternatives_across_the_autumn_change(world, voice, fake_calcom):
-    fake_calcom.hours = {d: fake_calcom.hours[1] for d in range(1, 8)}
-    with dst_world(world, datetime(2026, 10, 20, 8, tzinfo=timezone.utc)):
-        fake_calcom.book(100, berlin(2026, 10, 24, 9), 9 * 60 - 30)  # Saturday full until 17:30
+def test_dst_alternatives_across_the_autumn_change(world, voice, calendar):
+    with dst_world(world, calendar, datetime(2026, 10, 20, 8, tzinfo=timezone.utc)):
+        calendar.book_directly(100, berlin(2026, 10, 24, 9), 9 * 60 - 30)  # Saturday full until 17:30
         body = voice("check_availability", {"service": "Herrenhaarschnitt", "date": "2026-10-24", "time": "10:00",
                                             "staff": "Anna"})
         assert [a["start"] for a in body["alternatives"]] == [
@@ -276,8 +276,8 @@ def test_dst_alternatives_across_the_autumn_change(world, voice, fake_calcom):
         assert body["alternatives"][1]["spoken"] == "Sonntag, 25. Oktober, um 9:00 Uhr"
 
 
-def test_time_skipped_by_the_spring_change_is_refused(world, voice):
-    with dst_world(world, datetime(2026, 3, 20, 8, tzinfo=timezone.utc)):
+def test_time_skipped_by_the_spring_change_is_refused(world, voice, calendar):
+    with dst_world(world, calendar, datetime(2026, 3, 20, 8, tzinfo=timezone.utc)):
         body = voice("check_availability", dict(TUESDAY_10, date="2026-03-29", time="02:30"))
         assert body["success"] is False and body["error_code"] == "invalid_argument"
         assert "Zeitumstellung" in body["message"]
