@@ -166,20 +166,29 @@ def customer_name(args: Mapping[str, Any]) -> str:
     return name
 
 
-def caller_phone(args: Mapping[str, Any], retell_request: RetellRequest, branch: Branch, *, trust_args: bool) -> str:
-    """The caller's number in E.164: the number they call from; an argument only when
-    `trust_args` (booking for someone else's number) or the call has no number."""
+def booking_phone(args: Mapping[str, Any], retell_request: RetellRequest, branch: Branch) -> str:
+    """The phone number to book under, E.164: `customer_phone` when given, else the
+    number the caller calls from."""
     country = country_code_of(branch.phone_number)
     said = text(args, "customer_phone", "phone")
-    from_call = to_e164(retell_request.from_number, country_code=country)
-    if said is not None and (trust_args or from_call is None):
+    if said is not None:
         number = to_e164(said, country_code=country)
         if number is None:
             raise CallerError("invalid_phone", phrases.phone_invalid())
         return number
-    if from_call is None:
+    number = to_e164(retell_request.from_number, country_code=country)
+    if number is None:
         raise CallerError("missing_phone", phrases.caller_unknown())
-    return from_call
+    return number
+
+
+def callers_own_phone(retell_request: RetellRequest, branch: Branch) -> str:
+    """The number the caller calls from — the only proof of whose appointments are
+    theirs. A number said during the call is not accepted here: anyone could say any."""
+    number = to_e164(retell_request.from_number, country_code=country_code_of(branch.phone_number))
+    if number is None:
+        raise CallerError("missing_phone", phrases.caller_hidden())
+    return number
 
 
 def customer_email(args: Mapping[str, Any]) -> str | None:
@@ -206,7 +215,8 @@ def notes(args: Mapping[str, Any]) -> str | None:
 
 __all__ = [
     "MAX_DAYS_AHEAD",
-    "caller_phone",
+    "booking_phone",
+    "callers_own_phone",
     "customer_email",
     "customer_name",
     "notes",

@@ -153,7 +153,7 @@ def start_booking(session: Session, retell_request: RetellRequest) -> dict:
         staff = arguments.staff_candidates(session, branch, service, args)
         start = arguments.requested_time(args, branch, now).start
     name = arguments.customer_name(args)
-    phone = arguments.caller_phone(args, retell_request, branch, trust_args=True)
+    phone = arguments.booking_phone(args, retell_request, branch)
     email = arguments.customer_email(args)
     notes = arguments.notes(args)
 
@@ -205,7 +205,7 @@ def _slot_of_lock(session: Session, branch: Branch, lock, args, now):
 def find_appointments(session: Session, retell_request: RetellRequest) -> dict:
     now = utcnow()
     branch = branch_of(session, retell_request)
-    phone = arguments.caller_phone(retell_request.args, retell_request, branch, trust_args=False)
+    phone = arguments.callers_own_phone(retell_request, branch)
     found = manage.upcoming(session, branch.company_id, phone, now)
     if not found:
         return responses.envelope("find_appointments", success=True, message=phrases.no_appointments())
@@ -219,7 +219,7 @@ def find_appointments(session: Session, retell_request: RetellRequest) -> dict:
 def _callers_appointment(session: Session, retell_request: RetellRequest, branch: Branch, now):
     """The appointment the caller means: by id, by day (and time), or their only one."""
     args = retell_request.args
-    phone = arguments.caller_phone(args, retell_request, branch, trust_args=False)
+    phone = arguments.callers_own_phone(retell_request, branch)
     appointment_id = arguments.whole_number(args, "appointment_id")
     day = start = None
     if appointment_id is None and any(arguments.text(args, name) for name in ("datetime", "start", "date")):

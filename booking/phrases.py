@@ -151,7 +151,14 @@ def already_there(service: str, staff: str, spoken_when: str) -> str:
 
 
 def caller_unknown() -> str:
-    return "Ich kann Ihre Telefonnummer leider nicht erkennen. Unter welcher Nummer haben Sie gebucht?"
+    return "Ich kann Ihre Telefonnummer leider nicht erkennen. Unter welcher Nummer können wir Sie erreichen?"
+
+
+def caller_hidden() -> str:
+    return (
+        "Ihre Telefonnummer ist unterdrückt, deshalb kann ich Ihre Termine nicht aufrufen. Bitte rufen Sie mit "
+        "der Nummer an, unter der Sie gebucht haben."
+    )
 
 
 # --- arguments the caller has to give again ----------------------------------------

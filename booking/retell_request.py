@@ -77,7 +77,9 @@ def parse_request(function: str, raw_body: bytes, headers: Mapping[str, str]) ->
         function=function,
         args=args,
         call_id=call_id,
-        from_number=_text(call.get("from_number")) or _text(headers.get(FROM_NUMBER_HEADER)) or _text(args.get("from_number")),
+        # Never from the arguments: the LLM fills those, and the caller's number is
+        # what proves whose appointments these are.
+        from_number=_text(call.get("from_number")) or _text(headers.get(FROM_NUMBER_HEADER)),
         to_number=_text(call.get("to_number")) or _text(headers.get(TO_NUMBER_HEADER)) or _text(args.get("to_number")),
         metadata=call.get("metadata") if isinstance(call.get("metadata"), dict) else {},
         dynamic_variables=(

@@ -349,6 +349,8 @@ def test_branch_from_configured_branch_id(world, voice):
 def test_anonymous_caller_must_give_a_number(world, voice):
     body = voice("start_booking", dict(SLOT, customer_name="Erika Muster"), from_number="anonymous")
     assert body["error_code"] == "missing_phone"
+    assert body["message"] == ("Ich kann Ihre Telefonnummer leider nicht erkennen. "
+                               "Unter welcher Nummer können wir Sie erreichen?")
     assert voice("start_booking", dict(SLOT, customer_name="Erika Muster", customer_phone="030 1234567"),
                  from_number="anonymous")["success"] is True
     assert appointments()[0].customer.phone == "+49301234567"
