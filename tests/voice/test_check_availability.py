@@ -286,3 +286,19 @@ def test_time_skipped_by_the_spring_change_is_refused(world, voice, calendar):
 def test_nothing_is_ever_written_by_check_availability(world, voice):
     voice("check_availability", TUESDAY_10)
     assert db.session.query(Appointment).count() == 0
+
+
+def test_redis_down_means_no_hold_but_bookings_still_work(world, voice, app):
+    """A hold only improves the experience; without Redis the database guard still decides."""
+    import redis as redis_lib
+
+    from booking.holds import SlotHolds
+
+    dead = redis_lib.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    app.extensions["slotguard_holds"] = SlotHolds(dead, app.config["SLOT_LOCK_TTL"])
+    body = voice("check_availability", dict(TUESDAY_10, staff="Anna"))
+    assert body["available"] is True and body["lock_key"] is None
+    assert voice("start_booking", dict(TUESDAY_10, staff="Anna", customer_name="Erika Muster"))["success"] is True
+    second = voice("start_booking", dict(TUESDAY_10, staff="Anna", customer_name="Max Muster"), call_id="call_B")
+    assert second["error_code"] == "slot_taken"
+    assert db.session.query(Appointment).count() == 1
