@@ -294,7 +294,10 @@ def test_redis_down_means_no_hold_but_bookings_still_work(world, voice, app):
 
     from booking.holds import SlotHolds
 
-    dead = redis_lib.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    dead = redis_lib.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
     app.extensions["slotguard_holds"] = SlotHolds(dead, app.config["SLOT_LOCK_TTL"])
     body = voice("check_availability", dict(TUESDAY_10, staff="Anna"))
     assert body["available"] is True and body["lock_key"] is None
