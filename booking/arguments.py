@@ -50,12 +50,12 @@ def text(args: Mapping[str, Any], *names: str, limit: int = MAX_TEXT) -> str | N
         if value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            raise CallerError("invalid_argument", phrases.argument_invalid())
+            raise CallerError("invalid_argument", phrases.ARGUMENT_INVALID)
         value = str(value).strip()
         if not value:
             continue
         if len(value) > limit:
-            raise CallerError("invalid_argument", phrases.argument_invalid())
+            raise CallerError("invalid_argument", phrases.ARGUMENT_INVALID)
         return value
     return None
 
@@ -65,13 +65,13 @@ def whole_number(args: Mapping[str, Any], name: str) -> int | None:
     if value is None or value == "":
         return None
     if isinstance(value, bool):
-        raise CallerError("invalid_argument", phrases.argument_invalid())
+        raise CallerError("invalid_argument", phrases.ARGUMENT_INVALID)
     try:
         number = int(str(value).strip())
     except ValueError:
-        raise CallerError("invalid_argument", phrases.argument_invalid()) from None
+        raise CallerError("invalid_argument", phrases.ARGUMENT_INVALID) from None
     if number <= 0:
-        raise CallerError("invalid_argument", phrases.argument_invalid())
+        raise CallerError("invalid_argument", phrases.ARGUMENT_INVALID)
     return number
 
 
@@ -132,22 +132,22 @@ def requested_time(
     date_text = text(args, f"{prefix}date")
     time_text = text(args, f"{prefix}time")
     if not datetime_text and not date_text:
-        raise CallerError("invalid_argument", phrases.date_not_understood())
+        raise CallerError("invalid_argument", phrases.DATE_NOT_UNDERSTOOD)
     try:
         wanted = parse_requested(
             date_text=date_text, time_text=time_text, datetime_text=datetime_text, tz_name=branch.timezone, now=now
         )
     except NonexistentTime:
-        raise CallerError("invalid_argument", phrases.time_does_not_exist()) from None
+        raise CallerError("invalid_argument", phrases.TIME_DOES_NOT_EXIST) from None
     except UnparseableTime:
-        raise CallerError("invalid_argument", phrases.time_not_understood()) from None
+        raise CallerError("invalid_argument", phrases.TIME_NOT_UNDERSTOOD) from None
     except TimeParseError:
-        raise CallerError("invalid_argument", phrases.date_not_understood()) from None
+        raise CallerError("invalid_argument", phrases.DATE_NOT_UNDERSTOOD) from None
     if wanted.start is None and time_required:
-        raise CallerError("invalid_argument", phrases.time_not_understood())
+        raise CallerError("invalid_argument", phrases.TIME_NOT_UNDERSTOOD)
     local_today = to_local(now, branch.timezone).date()
     if (wanted.start is not None and wanted.start <= now) or wanted.day < local_today:
-        raise CallerError("past_time", phrases.in_the_past())
+        raise CallerError("past_time", phrases.IN_THE_PAST)
     if wanted.day > local_today + timedelta(days=MAX_DAYS_AHEAD):
         raise CallerError("too_far_ahead", phrases.too_far_ahead(MAX_DAYS_AHEAD))
     return wanted
@@ -159,10 +159,10 @@ def requested_time(
 def customer_name(args: Mapping[str, Any]) -> str:
     name = text(args, "customer_name", "name", limit=MAX_NAME)
     if name is None:
-        raise CallerError("missing_name", phrases.name_missing())
+        raise CallerError("missing_name", phrases.NAME_MISSING)
     name = " ".join(name.split())
     if not any(ch.isalpha() for ch in name) or any(ch in name for ch in "<>{}\\"):
-        raise CallerError("invalid_argument", phrases.name_invalid())
+        raise CallerError("invalid_argument", phrases.NAME_INVALID)
     return name
 
 
@@ -174,11 +174,11 @@ def booking_phone(args: Mapping[str, Any], retell_request: RetellRequest, branch
     if said is not None:
         number = to_e164(said, country_code=country)
         if number is None:
-            raise CallerError("invalid_phone", phrases.phone_invalid())
+            raise CallerError("invalid_phone", phrases.PHONE_INVALID)
         return number
     number = to_e164(retell_request.from_number, country_code=country)
     if number is None:
-        raise CallerError("missing_phone", phrases.caller_unknown())
+        raise CallerError("missing_phone", phrases.CALLER_UNKNOWN)
     return number
 
 
@@ -187,7 +187,7 @@ def callers_own_phone(retell_request: RetellRequest, branch: Branch) -> str:
     theirs. A number said during the call is not accepted here: anyone could say any."""
     number = to_e164(retell_request.from_number, country_code=country_code_of(branch.phone_number))
     if number is None:
-        raise CallerError("missing_phone", phrases.caller_hidden())
+        raise CallerError("missing_phone", phrases.CALLER_HIDDEN)
     return number
 
 
@@ -197,7 +197,7 @@ def customer_email(args: Mapping[str, Any]) -> str | None:
         return None
     email = email.replace(" ", "")
     if not _EMAIL.fullmatch(email):
-        raise CallerError("invalid_email", phrases.email_invalid())
+        raise CallerError("invalid_email", phrases.EMAIL_INVALID)
     return email
 
 
@@ -206,10 +206,10 @@ def notes(args: Mapping[str, Any]) -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise CallerError("invalid_argument", phrases.argument_invalid())
+        raise CallerError("invalid_argument", phrases.ARGUMENT_INVALID)
     value = value.strip()
     if len(value) > MAX_NOTES:
-        raise CallerError("invalid_argument", phrases.notes_too_long())
+        raise CallerError("invalid_argument", phrases.NOTES_TOO_LONG)
     return value or None
 
 

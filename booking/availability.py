@@ -82,7 +82,7 @@ class Checker:
 
     # --- the question -----------------------------------------------------------
 
-    def check(self, start: datetime, *, hold: bool = True) -> Availability:
+    def check(self, start: datetime) -> Availability:
         """Is `start` free for the service with any candidate staff member?
 
         Free → hold it for the caller (when locking is on) and return the slot and
@@ -94,7 +94,7 @@ class Checker:
         options = [self.option(member, start) for member in self.preferred_staff(day)]
         options = [option for option in options if option is not None and self.fits(option)]
         if options:
-            held = self.hold_first(options) if hold else (options[0], None)
+            held = self.hold_first(options)
             if held is not None:
                 return Availability(True, slot=held[0], lock_key=held[1])
         return Availability(False, alternatives=self.alternatives(day, near=start))
@@ -184,7 +184,8 @@ class Checker:
         start, _ = local_day_bounds(days[0], self.branch.timezone)
         _, end = local_day_bounds(days[-1], self.branch.timezone)
         for staff_id, segments in load_segments(
-            self.session, [m.id for m in self.staff], start, end, ignore_appointment_id=self.moving.id if self.moving else None
+            self.session, [m.id for m in self.staff], start, end,
+            ignore_appointment_id=self.moving.id if self.moving else None,
         ).items():
             known = self._local.setdefault(staff_id, [])
             known.extend(s for s in segments if s not in known)

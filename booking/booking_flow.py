@@ -89,7 +89,7 @@ def start_booking(session: Session, checker: Checker, request: BookingRequest, *
             invalidate_slot_cache(request.service.calcom_event_type_id, request.start)
         raise slot_taken(checker, fresh_alternatives(checker, request.start), request.start) from None
     except CalendarFailed:
-        raise CallerError("booking_failed", phrases.booking_failed()) from None
+        raise CallerError("booking_failed", phrases.BOOKING_FAILED) from None
     return Booked(appointment)
 
 
@@ -113,7 +113,7 @@ def _secure_slot(checker: Checker, request: BookingRequest) -> tuple[SlotOption,
         member = checker.staff_by_id(request.lock.staff_id)
         option = checker.option(member, request.start)
         if option is None:  # past or outside opening hours by now
-            raise CallerError("lock_expired", phrases.lock_expired())
+            raise CallerError("lock_expired", phrases.LOCK_EXPIRED)
         cells = cell_keys(member.id, option.busy)
         try:
             still_ours = checker.holds.extend(request.call_id, cells)
@@ -122,7 +122,7 @@ def _secure_slot(checker: Checker, request: BookingRequest) -> tuple[SlotOption,
             return option, []
         if not still_ours:
             logger.info("hold of call %s for %s expired or taken", request.call_id, request.lock)
-            raise CallerError("lock_expired", phrases.lock_expired())
+            raise CallerError("lock_expired", phrases.LOCK_EXPIRED)
         return option, cells
 
     if request.lock is None:
@@ -134,14 +134,16 @@ def _secure_slot(checker: Checker, request: BookingRequest) -> tuple[SlotOption,
     try:
         result = checker.check(request.start)
     except CalendarUnavailable:
-        raise CallerError("calendar_unavailable", phrases.calendar_unavailable()) from None
+        raise CallerError("calendar_unavailable", phrases.CALENDAR_UNAVAILABLE) from None
     if not result.available:
         raise slot_taken(checker, result.alternatives, request.start)
     cells = cell_keys(result.slot.staff_id, result.slot.busy) if result.lock_key else []
     return result.slot, cells
 
 
-def _insert(session: Session, checker: Checker, request: BookingRequest, option: SlotOption) -> tuple[Appointment, bool]:
+def _insert(
+    session: Session, checker: Checker, request: BookingRequest, option: SlotOption
+) -> tuple[Appointment, bool]:
     branch = checker.branch
     company_id, branch_id = branch.company_id, branch.id
     with guarded_transaction(session):
@@ -233,7 +235,8 @@ def fresh_alternatives(checker: Checker, near: datetime) -> list[SlotOption]:
 def slot_taken(checker: Checker, alternatives: list[SlotOption], near: datetime) -> CallerError:
     tz_name = checker.branch.timezone
     spoken = phrases.spoken_starts([o.start for o in alternatives], tz_name, day=checker.local_day(near))
-    return CallerError("slot_taken", phrases.slot_taken(spoken), alternatives=responses.alternatives(alternatives, tz_name))
+    offers = responses.alternatives(alternatives, tz_name)
+    return CallerError("slot_taken", phrases.slot_taken(spoken), alternatives=offers)
 
 
 __all__ = ["BookingRequest", "Booked", "start_booking", "find_or_create_customer", "queue_sync", "slot_taken"]

@@ -43,7 +43,7 @@ def branch_of(session: Session, retell_request: RetellRequest) -> Branch:
             "no branch for call %s (to_number %r, branch_id %r): set the branch's phone number or a branch_id",
             retell_request.call_id, retell_request.to_number, retell_request.setting("branch_id"),
         )
-        raise CallerError("unknown_branch", phrases.branch_unknown())
+        raise CallerError("unknown_branch", phrases.BRANCH_UNKNOWN)
     return branch
 
 
@@ -114,7 +114,7 @@ def check_availability(session: Session, retell_request: RetellRequest) -> dict:
         require_open(checker, wanted.start)
         result = checker.check(wanted.start)
     except CalendarUnavailable:
-        raise CallerError("calendar_unavailable", phrases.calendar_unavailable()) from None
+        raise CallerError("calendar_unavailable", phrases.CALENDAR_UNAVAILABLE) from None
     if result.available:
         chosen = result.slot
         return responses.envelope(
@@ -146,7 +146,7 @@ def start_booking(session: Session, retell_request: RetellRequest) -> dict:
     if lock_text is not None and holds() is not None:
         lock = parse_lock_key(lock_text)
         if lock is None:
-            raise CallerError("invalid_argument", phrases.invalid_lock_key())
+            raise CallerError("invalid_argument", phrases.INVALID_LOCK_KEY)
         service, staff, start = _slot_of_lock(session, branch, lock, args, now)
     else:
         service = arguments.service(session, branch, args)
@@ -183,19 +183,19 @@ def _slot_of_lock(session: Session, branch: Branch, lock, args, now):
     service = next((s for s in bookable_services(session, branch) if s.id == lock.service_id), None)
     staff = [m for m in staff_for_service(session, branch, service) if m.id == lock.staff_id] if service else []
     if service is None or not staff:
-        raise CallerError("invalid_argument", phrases.invalid_lock_key())
+        raise CallerError("invalid_argument", phrases.INVALID_LOCK_KEY)
     said_service = arguments.service(session, branch, args, required=False)
     if said_service is not None and said_service.id != service.id:
-        raise CallerError("lock_mismatch", phrases.lock_mismatch())
+        raise CallerError("lock_mismatch", phrases.LOCK_MISMATCH)
     said_staff = arguments.text(args, "staff", "staff_name")
     if not wants_any_staff(said_staff) and find_staff(staff, said_staff).found is None:
-        raise CallerError("lock_mismatch", phrases.lock_mismatch())
+        raise CallerError("lock_mismatch", phrases.LOCK_MISMATCH)
     if any(arguments.text(args, name) for name in ("datetime", "start", "date")):
         wanted = arguments.requested_time(args, branch, now)
         if wanted.start != lock.start:
-            raise CallerError("lock_mismatch", phrases.lock_mismatch())
+            raise CallerError("lock_mismatch", phrases.LOCK_MISMATCH)
     if lock.start <= now:
-        raise CallerError("lock_expired", phrases.lock_expired())
+        raise CallerError("lock_expired", phrases.LOCK_EXPIRED)
     return service, staff, lock.start
 
 
@@ -208,7 +208,7 @@ def find_appointments(session: Session, retell_request: RetellRequest) -> dict:
     phone = arguments.callers_own_phone(retell_request, branch)
     found = manage.upcoming(session, branch.company_id, phone, now)
     if not found:
-        return responses.envelope("find_appointments", success=True, message=phrases.no_appointments())
+        return responses.envelope("find_appointments", success=True, message=phrases.NO_APPOINTMENTS)
     return responses.envelope(
         "find_appointments", success=True,
         message=phrases.appointments_found([manage.describe(a) for a in found]),
@@ -230,7 +230,7 @@ def _callers_appointment(session: Session, retell_request: RetellRequest, branch
         if len(upcoming) == 1:
             return upcoming[0]
         if not upcoming:
-            raise CallerError("not_found", phrases.no_appointments())
+            raise CallerError("not_found", phrases.NO_APPOINTMENTS)
         raise CallerError("ambiguous_appointment", phrases.which_appointment([manage.describe(a) for a in upcoming]))
     return manage.find_own(
         session, branch.company_id, phone, now, appointment_id=appointment_id, day=day, start=start,
@@ -256,7 +256,7 @@ def reschedule_appointment(session: Session, retell_request: RetellRequest) -> d
     branch = branch_of(session, retell_request)
     appointment = _callers_appointment(session, retell_request, branch, now)
     if not any(arguments.text(args, name) for name in ("new_datetime", "new_start", "new_date")):
-        raise CallerError("invalid_argument", phrases.new_time_missing())
+        raise CallerError("invalid_argument", phrases.NEW_TIME_MISSING)
     home = appointment.branch
     new_start = arguments.requested_time(args, home, now, prefix="new_").start
     checker = checker_for(
@@ -269,7 +269,9 @@ def reschedule_appointment(session: Session, retell_request: RetellRequest) -> d
     return responses.envelope(
         "reschedule_appointment", success=True, appointment_id=appointment.id,
         slot=responses.slot(appointment.staff.name, appointment.starts_at, appointment.ends_at, tz_name),
-        message=phrase(appointment.service.name, appointment.staff.name, spoken_datetime(appointment.starts_at, tz_name)),
+        message=phrase(
+            appointment.service.name, appointment.staff.name, spoken_datetime(appointment.starts_at, tz_name)
+        ),
     )
 
 

@@ -50,7 +50,9 @@ def _own(company_id: int, phone: str):
     )
 
 
-def upcoming(session: Session, company_id: int, phone: str, now: datetime, *, limit: int = MAX_LISTED) -> list[Appointment]:
+def upcoming(
+    session: Session, company_id: int, phone: str, now: datetime, *, limit: int = MAX_LISTED
+) -> list[Appointment]:
     """The caller's active appointments from now on, soonest first."""
     return list(
         session.scalars(
@@ -78,10 +80,10 @@ def find_own(
     if appointment_id is not None:
         appointment = session.scalar(_own(company_id, phone).where(Appointment.id == appointment_id))
         if appointment is None:
-            raise CallerError("not_found", phrases.appointment_not_found())
+            raise CallerError("not_found", phrases.APPOINTMENT_NOT_FOUND)
         return appointment
     if day is None:
-        raise CallerError("invalid_argument", phrases.appointment_reference_missing())
+        raise CallerError("invalid_argument", phrases.APPOINTMENT_REFERENCE_MISSING)
     if start is not None:
         matches = list(
             session.scalars(
@@ -91,7 +93,7 @@ def find_own(
         active = [a for a in matches if a.is_active]
         if active or matches:
             return (active or matches)[0]
-        raise CallerError("not_found", phrases.appointment_not_found())
+        raise CallerError("not_found", phrases.APPOINTMENT_NOT_FOUND)
     day_start, day_end = local_day_bounds(day, tz_name)
     on_day = list(
         session.scalars(
@@ -106,7 +108,7 @@ def find_own(
         )
     )
     if not on_day:
-        raise CallerError("not_found", phrases.appointment_not_found())
+        raise CallerError("not_found", phrases.APPOINTMENT_NOT_FOUND)
     if len(on_day) > 1:
         raise CallerError("ambiguous_appointment", phrases.which_appointment([describe(a) for a in on_day]))
     return on_day[0]
@@ -117,7 +119,7 @@ def cancel(session: Session, appointment: Appointment, now: datetime, *, reason:
     if appointment.status == AppointmentStatus.CANCELLED:
         return False
     if not appointment.is_active or appointment.starts_at <= now:
-        raise CallerError("past_appointment", phrases.appointment_in_past())
+        raise CallerError("past_appointment", phrases.APPOINTMENT_IN_PAST)
     appointment_id = appointment.id
     with guarded_transaction(session):
         current = session.get(Appointment, appointment_id)
@@ -134,13 +136,13 @@ def reschedule(session: Session, checker: Checker, appointment: Appointment, new
     already (a retry). Raises `CallerError` slot_taken (with alternatives),
     calendar_unavailable or past_appointment."""
     if not appointment.is_active or appointment.starts_at <= checker.now:
-        raise CallerError("past_appointment", phrases.appointment_in_past())
+        raise CallerError("past_appointment", phrases.APPOINTMENT_IN_PAST)
     if appointment.starts_at == new_start:
         return False
     try:
         result = checker.check(new_start)
     except CalendarUnavailable:
-        raise CallerError("calendar_unavailable", phrases.calendar_unavailable()) from None
+        raise CallerError("calendar_unavailable", phrases.CALENDAR_UNAVAILABLE) from None
     if not result.available:
         raise slot_taken(checker, result.alternatives, new_start)
     cells = cell_keys(result.slot.staff_id, result.slot.busy) if result.lock_key else []

@@ -52,7 +52,9 @@ def _instant(day: date, hour_minute: tuple[int, int], tz_name: str) -> datetime:
 
 def open_intervals(hours: Mapping[str, Any] | None, day: date, tz_name: str) -> list[tuple[datetime, datetime]]:
     """The UTC intervals during which the branch is open on local `day`."""
-    return [(_instant(day, opens, tz_name), _instant(day, closes, tz_name)) for opens, closes in _local_ranges(hours, day)]
+    return [
+        (_instant(day, opens, tz_name), _instant(day, closes, tz_name)) for opens, closes in _local_ranges(hours, day)
+    ]
 
 
 def is_open(hours: Mapping[str, Any] | None, tz_name: str, start: datetime, end: datetime) -> bool:

@@ -51,40 +51,35 @@ def slot_free(spoken_when: str, staff: str, held: bool) -> str:
 
 def slot_not_free(spoken_when: str, alternatives: Sequence[str]) -> str:
     if alternatives:
-        return f"Am {spoken_when} ist leider kein Termin frei. Ich kann Ihnen anbieten: {spoken_list(alternatives, 'oder')}."
+        offers = spoken_list(alternatives, "oder")
+        return f"Am {spoken_when} ist leider kein Termin frei. Ich kann Ihnen anbieten: {offers}."
     return no_alternatives(f"Am {spoken_when} ist leider kein Termin frei.")
 
 
 def day_options(spoken_day: str, alternatives: Sequence[str]) -> str:
     """The caller named a day but no time."""
     if alternatives:
-        return f"Für {spoken_day} kann ich Ihnen zum Beispiel anbieten: {spoken_list(alternatives, 'oder')}. Was passt Ihnen?"
+        offers = spoken_list(alternatives, "oder")
+        return f"Für {spoken_day} kann ich Ihnen zum Beispiel anbieten: {offers}. Was passt Ihnen?"
     return no_alternatives(f"Am {spoken_day} ist leider nichts mehr frei.")
 
 
 def no_alternatives(first_sentence: str) -> str:
     return f"{first_sentence} Auch in den folgenden Tagen habe ich leider keinen freien Termin gefunden."
 
-
-def calendar_unavailable() -> str:
-    return "Ich kann den Kalender gerade nicht abrufen. Bitte versuchen Sie es in einem Moment noch einmal."
+CALENDAR_UNAVAILABLE = (
+    "Ich kann den Kalender gerade nicht abrufen. "
+    "Bitte versuchen Sie es in einem Moment noch einmal."
+)
 
 
 # --- booking ----------------------------------------------------------------------
 
 LOCK_EXPIRED = "Ihre Reservierung ist abgelaufen. Bitte prüfen Sie erneut die Verfügbarkeit."
 
+LOCK_MISMATCH = "Die Reservierung gilt für einen anderen Termin. Bitte prüfen Sie erneut die Verfügbarkeit."
 
-def lock_expired() -> str:
-    return LOCK_EXPIRED
-
-
-def lock_mismatch() -> str:
-    return "Die Reservierung gilt für einen anderen Termin. Bitte prüfen Sie erneut die Verfügbarkeit."
-
-
-def invalid_lock_key() -> str:
-    return "Die Reservierungsnummer ist ungültig. Bitte prüfen Sie erneut die Verfügbarkeit."
+INVALID_LOCK_KEY = "Die Reservierungsnummer ist ungültig. Bitte prüfen Sie erneut die Verfügbarkeit."
 
 
 def slot_taken(alternatives: Sequence[str]) -> str:
@@ -97,12 +92,10 @@ def slot_taken(alternatives: Sequence[str]) -> str:
 def booked(service: str, staff: str, spoken_when: str, name: str) -> str:
     return f"Vielen Dank, {name}. Ihr Termin ist gebucht: {service} bei {staff} am {spoken_when}."
 
-
-def booking_failed() -> str:
-    return (
-        "Ich konnte den Termin leider nicht im Kalender eintragen. Bitte versuchen Sie es in ein paar Minuten "
-        "noch einmal."
-    )
+BOOKING_FAILED = (
+    "Ich konnte den Termin leider nicht im Kalender eintragen. "
+    "Bitte versuchen Sie es in ein paar Minuten noch einmal."
+)
 
 
 # --- managing appointments ---------------------------------------------------------
@@ -117,13 +110,12 @@ def appointments_found(lines: Sequence[str]) -> str:
         return f"Ich habe einen Termin für Sie gefunden: {lines[0]}."
     return f"Ich habe {len(lines)} Termine für Sie gefunden: {spoken_list(lines)}."
 
+NO_APPOINTMENTS = "Unter Ihrer Telefonnummer habe ich keinen anstehenden Termin gefunden."
 
-def no_appointments() -> str:
-    return "Unter Ihrer Telefonnummer habe ich keinen anstehenden Termin gefunden."
-
-
-def appointment_not_found() -> str:
-    return "Diesen Termin habe ich unter Ihrer Telefonnummer nicht gefunden. Wann war der Termin denn?"
+APPOINTMENT_NOT_FOUND = (
+    "Diesen Termin habe ich unter Ihrer Telefonnummer nicht gefunden. "
+    "Wann war der Termin denn?"
+)
 
 
 def which_appointment(lines: Sequence[str]) -> str:
@@ -137,9 +129,7 @@ def cancelled(line: str) -> str:
 def already_cancelled(line: str) -> str:
     return f"Der Termin {line} war bereits storniert."
 
-
-def appointment_in_past() -> str:
-    return "Dieser Termin liegt bereits in der Vergangenheit und kann nicht mehr geändert werden."
+APPOINTMENT_IN_PAST = "Dieser Termin liegt bereits in der Vergangenheit und kann nicht mehr geändert werden."
 
 
 def rescheduled(service: str, staff: str, spoken_when: str) -> str:
@@ -149,16 +139,15 @@ def rescheduled(service: str, staff: str, spoken_when: str) -> str:
 def already_there(service: str, staff: str, spoken_when: str) -> str:
     return f"Ihr Termin {service} bei {staff} ist bereits am {spoken_when}."
 
+CALLER_UNKNOWN = (
+    "Ich kann Ihre Telefonnummer leider nicht erkennen. "
+    "Unter welcher Nummer können wir Sie erreichen?"
+)
 
-def caller_unknown() -> str:
-    return "Ich kann Ihre Telefonnummer leider nicht erkennen. Unter welcher Nummer können wir Sie erreichen?"
-
-
-def caller_hidden() -> str:
-    return (
-        "Ihre Telefonnummer ist unterdrückt, deshalb kann ich Ihre Termine nicht aufrufen. Bitte rufen Sie mit "
-        "der Nummer an, unter der Sie gebucht haben."
-    )
+CALLER_HIDDEN = (
+    "Ihre Telefonnummer ist unterdrückt, deshalb kann ich Ihre Termine nicht aufrufen. "
+    "Bitte rufen Sie mit der Nummer an, unter der Sie gebucht haben."
+)
 
 
 # --- arguments the caller has to give again ----------------------------------------
@@ -189,21 +178,19 @@ def which_staff(candidates: Sequence[str]) -> str:
 def no_staff_for_service(service: str) -> str:
     return f"{service} bietet hier leider gerade niemand an."
 
+DATE_NOT_UNDERSTOOD = "Das Datum habe ich leider nicht verstanden. An welchem Tag möchten Sie kommen?"
 
-def date_not_understood() -> str:
-    return "Das Datum habe ich leider nicht verstanden. An welchem Tag möchten Sie kommen?"
+TIME_NOT_UNDERSTOOD = "Die Uhrzeit habe ich leider nicht verstanden. Um wie viel Uhr möchten Sie kommen?"
 
+TIME_DOES_NOT_EXIST = (
+    "Diese Uhrzeit gibt es an diesem Tag wegen der Zeitumstellung nicht. "
+    "Bitte nennen Sie eine andere Uhrzeit."
+)
 
-def time_not_understood() -> str:
-    return "Die Uhrzeit habe ich leider nicht verstanden. Um wie viel Uhr möchten Sie kommen?"
-
-
-def time_does_not_exist() -> str:
-    return "Diese Uhrzeit gibt es an diesem Tag wegen der Zeitumstellung nicht. Bitte nennen Sie eine andere Uhrzeit."
-
-
-def in_the_past() -> str:
-    return "Dieser Zeitpunkt liegt in der Vergangenheit. Bitte nennen Sie mir einen Termin in der Zukunft."
+IN_THE_PAST = (
+    "Dieser Zeitpunkt liegt in der Vergangenheit. "
+    "Bitte nennen Sie mir einen Termin in der Zukunft."
+)
 
 
 def too_far_ahead(days: int) -> str:
@@ -220,37 +207,29 @@ def outside_hours(opening_hours: str, alternatives: Sequence[str]) -> str:
     return sentence
 
 
-def name_missing() -> str:
-    return "Auf welchen Namen darf ich den Termin eintragen?"
+NAME_MISSING = "Auf welchen Namen darf ich den Termin eintragen?"
 
+NAME_INVALID = "Den Namen habe ich leider nicht verstanden. Wie ist Ihr Name, bitte?"
 
-def name_invalid() -> str:
-    return "Den Namen habe ich leider nicht verstanden. Wie ist Ihr Name, bitte?"
+PHONE_INVALID = (
+    "Die Telefonnummer habe ich leider nicht verstanden. "
+    "Unter welcher Nummer können wir Sie erreichen?"
+)
 
+EMAIL_INVALID = (
+    "Die E-Mail-Adresse scheint nicht zu stimmen. "
+    "Können Sie sie bitte noch einmal buchstabieren?"
+)
 
-def phone_invalid() -> str:
-    return "Die Telefonnummer habe ich leider nicht verstanden. Unter welcher Nummer können wir Sie erreichen?"
+NOTES_TOO_LONG = "Die Anmerkung ist leider zu lang. Können Sie sie kürzer fassen?"
 
+ARGUMENT_INVALID = "Da ist leider etwas durcheinandergeraten. Können Sie mir das bitte noch einmal sagen?"
 
-def email_invalid() -> str:
-    return "Die E-Mail-Adresse scheint nicht zu stimmen. Können Sie sie bitte noch einmal buchstabieren?"
+APPOINTMENT_REFERENCE_MISSING = "Um welchen Termin geht es? Nennen Sie mir bitte den Tag und die Uhrzeit."
 
+NEW_TIME_MISSING = "Auf welchen Tag und welche Uhrzeit möchten Sie den Termin verschieben?"
 
-def notes_too_long() -> str:
-    return "Die Anmerkung ist leider zu lang. Können Sie sie kürzer fassen?"
-
-
-def argument_invalid() -> str:
-    return "Da ist leider etwas durcheinandergeraten. Können Sie mir das bitte noch einmal sagen?"
-
-
-def appointment_reference_missing() -> str:
-    return "Um welchen Termin geht es? Nennen Sie mir bitte den Tag und die Uhrzeit."
-
-
-def new_time_missing() -> str:
-    return "Auf welchen Tag und welche Uhrzeit möchten Sie den Termin verschieben?"
-
-
-def branch_unknown() -> str:
-    return "Ich kann Ihre Anfrage gerade leider nicht bearbeiten. Bitte rufen Sie uns später noch einmal an."
+BRANCH_UNKNOWN = (
+    "Ich kann Ihre Anfrage gerade leider nicht bearbeiten. "
+    "Bitte rufen Sie uns später noch einmal an."
+)

@@ -213,7 +213,11 @@ def test_local_part_is_a_bounded_number_of_queries(world, voice, app):
     def statements_for_check(time_text: str) -> int:
         db.session.remove()
         seen = []
-        listener = lambda *args: seen.append(args[2]) if args[2].lstrip().upper().startswith("SELECT") else None  # noqa: E731
+
+        def listener(_conn, _cursor, statement, *_rest):
+            if statement.lstrip().upper().startswith("SELECT"):
+                seen.append(statement)
+
         event.listen(db.engine, "before_cursor_execute", listener)
         try:
             body = voice("check_availability", dict(TUESDAY_10, time=time_text), call_id=f"q{time_text}")
@@ -263,7 +267,7 @@ def test_dst_weekends_speak_and_store_the_right_times(world, voice, calendar, da
         assert body["available"] is True
         assert body["slot"]["start"] == f"{day}T10:00:00{local_offset}"
         assert body["lock_key"].endswith(f"{day.replace('-', '')}T{utc_hour:02d}00Z")
-        assert f"um 10:00 Uhr" in body["message"]
+        assert "um 10:00 Uhr" in body["message"]
 
 
 def test_dst_alternatives_across_the_autumn_change(world, voice, calendar):

@@ -179,9 +179,9 @@ def test_reschedule_losing_the_race_in_the_database_keeps_the_old_slot(world, vo
     book(world, berlin(2026, 12, 9, 10), 30)
     original_check = Checker.check
 
-    def optimistic(self, start, *, hold=True):
+    def optimistic(self, start):
         option = self.option(self.staff[0], start)
-        return Availability(True, slot=option) if option else original_check(self, start, hold=hold)
+        return Availability(True, slot=option) if option else original_check(self, start)
 
     monkeypatch.setattr(Checker, "check", optimistic)
     body = voice("reschedule_appointment", {"appointment_id": appointment.id, "new_date": "2026-12-09",

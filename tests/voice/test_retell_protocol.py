@@ -120,7 +120,8 @@ def test_parse_request_reads_both_forms():
     assert unset.call_id is None
 
 
-@pytest.mark.parametrize("raw", [b"not json", b"[1, 2]", b'"text"', b"\xff\xfe", b'{"call": {}, "name": "x", "args": [1]}'])
+@pytest.mark.parametrize("raw", [
+    b"not json", b"[1, 2]", b'"text"', b"\xff\xfe", b'{"call": {}, "name": "x", "args": [1]}'])
 def test_malformed_bodies_are_400(world, voice, raw):
     response = voice.post("check_availability", raw)
     assert response.status_code == 400

@@ -102,7 +102,8 @@ def test_iso_datetime_naive_is_local_and_offsets_are_respected():
     offset = parse_requested(date_text=None, time_text=None, datetime_text="2026-12-08T10:00:00+01:00",
                              tz_name=BERLIN, now=now)
     assert offset.start == naive.start and offset.day == date(2026, 12, 8)
-    zulu = parse_requested(date_text=None, time_text=None, datetime_text="2026-12-08T09:00:00Z", tz_name=BERLIN, now=now)
+    zulu = parse_requested(date_text=None, time_text=None, datetime_text="2026-12-08T09:00:00Z", tz_name=BERLIN,
+                           now=now)
     assert zulu.start == naive.start
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from datetime import timedelta
 
 import pytest
 from rq import Queue
@@ -310,7 +309,8 @@ BAD_ARGUMENTS = [
 ]
 
 
-@pytest.mark.parametrize("change, code, message_start", BAD_ARGUMENTS, ids=[b[1] + ":" + str(list(b[0])) for b in BAD_ARGUMENTS])
+@pytest.mark.parametrize("change, code, message_start", BAD_ARGUMENTS,
+                         ids=[f"{code}:{','.join(change)}" for change, code, _ in BAD_ARGUMENTS])
 def test_every_bad_argument_is_answered_in_german_and_nothing_is_written(world, voice, app, change, code,
                                                                          message_start):
     args = {**SLOT, "customer_name": "Erika Muster", **change}
