@@ -353,22 +353,18 @@ def _confirm_created(session: Session, event: CalcomEvent, appointment_id: int) 
                f"Cal.com booking {event.uid} names Slotguard appointment {appointment_id}, which does not exist.",
                booking=_booking_details(event))
         return Outcome("unknown_appointment", f"appointment {appointment_id} named in the metadata does not exist")
-    position = segment_from(event.metadata)
-    segment = next((s for s in appointment.segments if s.position == position and s.active), None) \
-        if position is not None else None
-    holder = segment if segment is not None else appointment
-    if holder.calcom_booking_uid and holder.calcom_booking_uid != event.uid:
-        reason = (f"Cal.com has two bookings for this appointment: {holder.calcom_booking_uid} and {event.uid} "
+    holders = _holders(appointment, event, segment_from(event.metadata))
+    if not holders:
+        return Outcome("echo", f"our booking {event.uid} matches no current step of appointment {appointment.id}",
+                       appointment.id)
+    known = holders[0].calcom_booking_uid
+    if known and known != event.uid:
+        reason = (f"Cal.com has two bookings for this appointment: {known} and {event.uid} "
                   f"(created by a retried sync). Cancel {event.uid} in Cal.com, then resolve this review.")
-        _flag(appointment, reason)
-        _audit(session, "calcom_duplicate_booking", appointment.id, reason, booking=_booking_details(event))
-        return Outcome("duplicate", reason, appointment.id, [appointment.id])
-    holder.calcom_booking_uid = event.uid
-    holder.calcom_booking_id = event.booking_id
-    if segment is None and len([s for s in appointment.segments if s.active]) == 1:
-        only = next(s for s in appointment.segments if s.active)
-        only.calcom_booking_uid = only.calcom_booking_uid or event.uid
-        only.calcom_booking_id = only.calcom_booking_id or event.booking_id
+        outcome = _review(session, appointment, "calcom_duplicate_booking", reason, event)
+        outcome.result = "duplicate"
+        return outcome
+    _remember(holders, event)
     if _all_booked(appointment) and appointment.sync_action == SyncAction.CREATE and appointment.is_active \
             and appointment.sync_status != SyncStatus.SYNCED:
         _mark_synced(appointment)
@@ -379,10 +375,35 @@ def _confirm_created(session: Session, event: CalcomEvent, appointment_id: int) 
                    appointment.id)
 
 
+def _active(appointment: Appointment) -> list[AppointmentSegment]:
+    return [s for s in appointment.segments if s.active]
+
+
+def _is_per_step(appointment: Appointment) -> bool:
+    """True when the appointment is several Cal.com bookings, one per busy step."""
+    return appointment.service.kind == ServiceKind.COMPOSITE and len(_active(appointment)) > 1
+
+
+def _holders(appointment: Appointment, event: CalcomEvent, position: int | None = None) -> list[Any]:
+    """Where this Cal.com booking's uid belongs: the appointment (and its one segment),
+    or for a per-step appointment the active step it books (by position, else by time)."""
+    if not _is_per_step(appointment):
+        return [appointment, *_active(appointment)]  # at most one active segment here
+    steps = _active(appointment)
+    step = next((s for s in steps if position is not None and s.position == position), None) or next(
+        (s for s in steps if s.starts_at == event.start and s.ends_at == event.end), None)
+    return [step] if step is not None else []
+
+
+def _remember(holders: list[Any], event: CalcomEvent) -> None:
+    for holder in holders:
+        holder.calcom_booking_uid = event.uid
+        holder.calcom_booking_id = event.booking_id
+
+
 def _all_booked(appointment: Appointment) -> bool:
-    active = [s for s in appointment.segments if s.active]
-    if appointment.service.kind == ServiceKind.COMPOSITE and len(active) > 1:
-        return all(s.calcom_booking_uid for s in active)
+    if _is_per_step(appointment):
+        return all(s.calcom_booking_uid for s in _active(appointment))
     return bool(appointment.calcom_booking_uid)
 
 
@@ -400,6 +421,14 @@ def _flag(appointment: Appointment, reason: str) -> None:
         appointment.manual_review_reason = f"{reason}\n\nEarlier: {appointment.manual_review_reason}"
     else:
         appointment.manual_review_reason = reason
+
+
+def _review(session: Session, appointment: Appointment, action: str, reason: str, event: CalcomEvent,
+            **details: Any) -> Outcome:
+    """Flag one appointment for a person, with the Cal.com booking in the audit log."""
+    _flag(appointment, reason)
+    _audit(session, action, appointment.id, reason, booking=_booking_details(event), **details)
+    return Outcome("review", reason, appointment.id, [appointment.id])
 
 
 def _import(session: Session, event: CalcomEvent) -> Outcome:
@@ -509,7 +538,9 @@ def _other_step_bookings(appointment: Appointment, uid: str) -> list[str]:
 def _enqueue_after_commit(session: Session, appointment: Appointment) -> None:
     """Queue the sync job once the transaction is committed (a worker must see it)."""
     from sqlalchemy import event as sa_event
+    from sqlalchemy.orm import scoped_session
 
+    real_session = session() if isinstance(session, scoped_session) else session
     appointment_id, action, version = appointment.id, appointment.sync_action.value, appointment.sync_version
 
     def enqueue(_session):
@@ -520,7 +551,7 @@ def _enqueue_after_commit(session: Session, appointment: Appointment) -> None:
         except Exception as exc:  # the sweeper picks pending appointments up later
             log.warning("could not enqueue sync of appointment %s: %s", appointment_id, exc)
 
-    sa_event.listen(session, "after_commit", enqueue, once=True)
+    sa_event.listen(real_session, "after_commit", enqueue, once=True)
 
 
 # --- BOOKING_RESCHEDULED ------------------------------------------------------------------------------
@@ -543,37 +574,31 @@ def _rescheduled(session: Session, event: CalcomEvent) -> Outcome:
         reason = (f"Cal.com moved booking {event.previous_uid} to {event.uid} "
                   f"({_describe_event(event, appointment.branch.timezone)}), but this appointment is "
                   f"{appointment.status.value} in Slotguard.")
-        _flag(appointment, reason)
-        _audit(session, "calcom_reschedule_of_inactive", appointment.id, reason, booking=_booking_details(event))
-        return Outcome("review", reason, appointment.id, [appointment.id])
-    ours_pending = (appointment.sync_action == SyncAction.RESCHEDULE and appointment.sync_status != SyncStatus.SYNCED
-                    and appointment.starts_at == event.start)
-    if segment is not None and appointment.service.kind == ServiceKind.COMPOSITE:
-        return _step_rescheduled(session, appointment, segment, event, ours_pending)
-    if ours_pending:  # our own reschedule echoed back
-        _set_uid(appointment, event)
-        _mark_synced(appointment)
-        _audit(session, "calcom_sync_confirmed", appointment.id,
-               f"Cal.com confirmed the reschedule ({event.previous_uid} → {event.uid}).")
-        return Outcome("confirmed", f"Cal.com confirmed the reschedule of appointment {appointment.id}",
-                       appointment.id)
+        return _review(session, appointment, "calcom_reschedule_of_inactive", reason, event)
+    if _our_pending_move(appointment, event):  # our own reschedule echoed back
+        _remember(_holders(appointment, event), event)
+        return _confirm_rescheduled(session, appointment, event)
+    if _is_per_step(appointment) or (segment is not None and appointment.service.kind == ServiceKind.COMPOSITE):
+        reason = (f"One step of this composite appointment was moved in Cal.com ({event.previous_uid} → "
+                  f"{event.uid}, {_describe_event(event, appointment.branch.timezone)}); the other steps were not. "
+                  f"Move the whole appointment in Slotguard or put the step back in Cal.com.")
+        if segment is not None:
+            _remember([segment], event)
+        return _review(session, appointment, "calcom_step_rescheduled", reason, event)
     busy = _busy_for(appointment.service, event)
     try:
         with session.begin_nested():
             move_segments(session, appointment, busy)
             appointment.starts_at, appointment.ends_at = event.start, event.end
     except SlotTaken as taken:
-        _set_uid(appointment, event)
+        _remember([appointment], event)  # later events about the booking still find it
         conflicts = taken.conflicting_appointment_ids or find_conflicts(
             session, appointment.staff_id, busy, ignore_appointment_id=appointment.id)
         reason = (f"Moved in Cal.com to {_describe_event(event, appointment.branch.timezone)}, but Slotguard has "
                   f"appointment(s) {', '.join(map(str, conflicts))} for {appointment.staff.name} then, so this "
                   f"appointment stayed at {_describe(appointment)}. Call the customer, then fix it in Cal.com or here.")
-        _flag(appointment, reason)
-        _audit(session, "calcom_reschedule_refused", appointment.id, reason, booking=_booking_details(event),
-               conflicts=conflicts)
-        return Outcome("review", reason, appointment.id, [appointment.id])
-    _set_uid(appointment, event)
+        return _review(session, appointment, "calcom_reschedule_refused", reason, event, conflicts=conflicts)
+    _remember(_holders(appointment, event), event)
     if appointment.sync_action == SyncAction.RESCHEDULE and appointment.sync_status != SyncStatus.SYNCED:
         # Our pending reschedule to another time is overtaken by Cal.com's: Cal.com wins.
         _mark_synced(appointment)
@@ -583,39 +608,25 @@ def _rescheduled(session: Session, event: CalcomEvent) -> Outcome:
                    appointment.id)
 
 
-def _set_uid(appointment: Appointment, event: CalcomEvent) -> None:
-    appointment.calcom_booking_uid = event.uid
-    appointment.calcom_booking_id = event.booking_id
-    active = [s for s in appointment.segments if s.active]
-    if len(active) == 1:
-        active[0].calcom_booking_uid = event.uid
-        active[0].calcom_booking_id = event.booking_id
+def _our_pending_move(appointment: Appointment, event: CalcomEvent) -> bool:
+    """Slotguard asked Cal.com for this move: a reschedule is pending and the
+    appointment (or one of its steps) already sits exactly where Cal.com put it."""
+    if appointment.sync_action != SyncAction.RESCHEDULE or appointment.sync_status == SyncStatus.SYNCED:
+        return False
+    if not _is_per_step(appointment):
+        return appointment.starts_at == event.start
+    return any(s.starts_at == event.start and s.ends_at == event.end for s in _active(appointment))
 
 
 def _confirm_rescheduled(session: Session, appointment: Appointment, event: CalcomEvent) -> Outcome:
     if appointment.sync_action == SyncAction.RESCHEDULE and appointment.sync_status != SyncStatus.SYNCED \
-            and appointment.is_active:
+            and appointment.is_active and _all_booked(appointment):
         _mark_synced(appointment)
         _audit(session, "calcom_sync_confirmed", appointment.id, f"Cal.com confirmed the reschedule to {event.uid}.")
         return Outcome("confirmed", f"Cal.com confirmed the reschedule of appointment {appointment.id}",
                        appointment.id)
-    return Outcome("known", f"appointment {appointment.id} already has booking {event.uid}", appointment.id)
-
-
-def _step_rescheduled(session: Session, appointment: Appointment, segment: AppointmentSegment, event: CalcomEvent,
-                      ours_pending: bool) -> Outcome:
-    """One step of a composite appointment moved in Cal.com: the steps belong together,
-    so a person decides how to move the whole appointment."""
-    segment.calcom_booking_uid = event.uid
-    segment.calcom_booking_id = event.booking_id
-    if ours_pending:
-        return Outcome("echo", f"step booking of appointment {appointment.id} moved by our own sync", appointment.id)
-    reason = (f"One step of this composite appointment was moved in Cal.com ({event.previous_uid} → {event.uid}, "
-              f"{_describe_event(event, appointment.branch.timezone)}); the other steps were not. Move the whole "
-              f"appointment in Slotguard or put the step back in Cal.com.")
-    _flag(appointment, reason)
-    _audit(session, "calcom_step_rescheduled", appointment.id, reason, booking=_booking_details(event))
-    return Outcome("review", reason, appointment.id, [appointment.id])
+    return Outcome("known", f"appointment {appointment.id} has booking {event.uid}; nothing to change",
+                   appointment.id)
 
 
 __all__ = ["CalcomEvent", "MalformedWebhook", "Outcome", "appointment_by_uid", "handle_event", "parse_event"]

@@ -10,6 +10,7 @@ import json
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.serving import make_server
 
 from calcom.emulator import Emulator
@@ -57,7 +58,12 @@ def emulator_command(host, port, from_db, world_file, webhook_url, faults, seed,
         api_key=api_key,
     )
     if from_db:
-        summary = load_world(emulator.state, db.session)
+        try:
+            summary = load_world(emulator.state, db.session)
+        except SQLAlchemyError as exc:
+            raise click.ClickException(
+                f"cannot read Slotguard's database ({type(exc).__name__}); run `flask db upgrade` and "
+                "`flask seed-demo` first, or start with --empty") from None
         click.echo(f"Cal.com emulator: {summary.hosts} hosts, {summary.event_types} event types and "
                    f"{summary.bookings} synced bookings from the database.")
         db.session.remove()

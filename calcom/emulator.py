@@ -242,6 +242,14 @@ def cal_api(template: str, version: str):
     return decorate
 
 
+def _apply(change, status: int = 200):
+    """Make a change to the state, announce it by webhook, answer with the booking."""
+    emulator = emulator_of()
+    booking, events = change(emulator.state)
+    emulator.webhooks.send(events)
+    return _success(emulator.state.booking_json(booking), status)
+
+
 def _register_api(app: Flask) -> None:
     @app.get("/v2/slots")
     @cal_api("/v2/slots", SLOTS_VERSION)
@@ -251,10 +259,7 @@ def _register_api(app: Flask) -> None:
     @app.post("/v2/bookings")
     @cal_api("/v2/bookings", BOOKINGS_VERSION)
     def create_booking():
-        emulator = emulator_of()
-        booking, events = emulator.state.create_booking(_json_body())
-        emulator.webhooks.send(events)
-        return _success(emulator.state.booking_json(booking), 201)
+        return _apply(lambda state: state.create_booking(_json_body()), 201)
 
     @app.get("/v2/bookings")
     @cal_api("/v2/bookings", BOOKINGS_VERSION)
@@ -274,18 +279,12 @@ def _register_api(app: Flask) -> None:
     @app.post("/v2/bookings/<uid>/cancel")
     @cal_api("/v2/bookings/{uid}/cancel", BOOKINGS_VERSION)
     def cancel_booking(uid):
-        emulator = emulator_of()
-        booking, events = emulator.state.cancel_booking(uid, _json_body())
-        emulator.webhooks.send(events)
-        return _success(emulator.state.booking_json(booking))
+        return _apply(lambda state: state.cancel_booking(uid, _json_body()))
 
     @app.post("/v2/bookings/<uid>/reschedule")
     @cal_api("/v2/bookings/{uid}/reschedule", BOOKINGS_VERSION)
     def reschedule_booking(uid):
-        emulator = emulator_of()
-        booking, events = emulator.state.reschedule_booking(uid, _json_body())
-        emulator.webhooks.send(events)
-        return _success(emulator.state.booking_json(booking), 201)
+        return _apply(lambda state: state.reschedule_booking(uid, _json_body()), 201)
 
 
 # --- control endpoints --------------------------------------------------------------------

@@ -321,9 +321,10 @@ class CalcomState:
             raise property_wrong("eventTypeId", "eventTypeId must be an integer number")
         start = _body_time(body, "start")
         attendee = _attendee(body.get("attendee"))
-        metadata = body.get("metadata") or {}
-        if "metadata" in body and (not isinstance(body["metadata"], Mapping) or metadata_problem(metadata)):
-            raise bad_request(metadata_problem(body["metadata"]) or "metadata must be an object")
+        metadata = body.get("metadata")
+        if metadata is not None and metadata_problem(metadata):
+            raise bad_request(metadata_problem(metadata))
+        metadata = metadata or {}
         length = body.get("lengthInMinutes")
         if length is not None and (not isinstance(length, int) or isinstance(length, bool) or length < 1):
             raise property_wrong("lengthInMinutes", "lengthInMinutes must not be less than 1")

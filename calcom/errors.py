@@ -3,8 +3,11 @@
     CalcomError
     ├── RetryableCalcomError      try again later (with backoff)
     │   ├── CalcomUnavailable     no connection, connection dropped, or a 5xx
-    │   ├── CalcomTimeout         no answer within the timeout (the request may have
-    │   │                         reached Cal.com: a create may have happened)
+    │   ├── CalcomTimeout         no answer within the timeout
+    │   │                         (after a timeout or a dropped connection, status None,
+    │   │                         the request may have reached Cal.com: a create may
+    │   │                         have happened — look the booking up by metadata
+    │   │                         (`CalcomClient.find_bookings`) before creating again)
     │   └── RateLimited           429; `retry_after` seconds from the rate-limit headers
     ├── SlotUnavailable           the 400 "… already has booking at this time …"
     ├── CalcomRequestError        any other 4xx: retrying cannot fix it

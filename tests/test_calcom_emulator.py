@@ -458,3 +458,15 @@ def test_world_from_the_database_matches_what_slotguard_believes(clock, calcom_e
 def test_cli_refuses_nonsense_faults(runner):
     result = runner.invoke(args=["calcom", "emulator", "--empty", "--faults", "error_rate=lots"])
     assert result.exit_code == 2 and "error_rate" in result.output
+
+
+def test_procfile_dev_is_the_procfile_plus_the_emulator():
+    """`make run` uses Procfile.dev when no real Cal.com key is set: same processes, plus calcom."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    base = (root / "Procfile").read_text().splitlines()
+    dev = (root / "Procfile.dev").read_text().splitlines()
+    assert dev[:len(base)] == base
+    assert [line.split(":", 1)[0] for line in dev[len(base):]] == ["calcom"]
+    assert "calcom emulator" in dev[-1] and "CALCOM_EMULATOR_PORT" in dev[-1]

@@ -364,3 +364,79 @@ def test_a_local_booking_winning_the_race_after_the_check_still_means_review(cli
     assert response.json["result"] == "conflict" and response.json["flagged_for_review"] == [local.id]
     assert count(Appointment) == 1
     assert db.session.scalar(select(func.count()).select_from(Customer)) == 1  # no half-written rows
+
+
+# --- composite appointments: one Cal.com booking per busy step ----------------------------------------
+
+
+def colour_appointment(world, start=TEN):
+    from core.seed import busy_intervals
+
+    return book(world, start, busy=busy_intervals(world["colour"], start), service_id=world["colour"].id,
+                ends_at=start + timedelta(minutes=100))
+
+
+def step_payload(trigger, appointment, index, uid, **kwargs):
+    step = [s for s in appointment.segments if s.active][index]
+    return payload(trigger, uid=uid, start=step.starts_at, minutes=30, event_type_id=1003,
+                   metadata={APPOINTMENT_KEY: str(appointment.id), SEGMENT_KEY: str(step.position)}, **kwargs)
+
+
+def test_regular_echo_naming_segment_zero_also_confirms(client, world):
+    local = book(world, TEN, 30)
+    response = deliver(client, payload(BOOKING_CREATED, uid="ours_1",
+                                       metadata={APPOINTMENT_KEY: str(local.id), SEGMENT_KEY: "0"}))
+    assert response.json["result"] == "confirmed"
+    db.session.refresh(local)
+    assert local.calcom_booking_uid == local.segments[0].calcom_booking_uid == "ours_1"
+
+
+def test_cancelling_one_step_in_calcom_cancels_the_appointment_and_queues_the_rest(client, app, world):
+    from core.queues import SYNC_QUEUE, get_queue, sync_job_id
+
+    local = colour_appointment(world)
+    deliver(client, step_payload(BOOKING_CREATED, local, 0, "step_0"))
+    deliver(client, step_payload(BOOKING_CREATED, local, 1, "step_1"))
+    response = deliver(client, payload(BOOKING_CANCELLED, uid="step_0"))
+    assert response.json["result"] == "cancelled"
+    db.session.refresh(local)
+    assert local.status == AppointmentStatus.CANCELLED
+    assert local.sync_action == SyncAction.CANCEL and local.sync_status == SyncStatus.PENDING  # step_1 must go
+    job = get_queue(SYNC_QUEUE).fetch_job(sync_job_id(local.id, local.sync_version))
+    assert job is not None and job.args == (local.id, "cancel", local.sync_version)
+
+
+def test_our_reschedule_of_both_steps_confirms_after_the_second(client, world):
+    local = colour_appointment(world)
+    deliver(client, step_payload(BOOKING_CREATED, local, 0, "step_0"))
+    deliver(client, step_payload(BOOKING_CREATED, local, 1, "step_1"))
+    db.session.refresh(local)
+    assert local.sync_status == SyncStatus.SYNCED
+    later = TEN + timedelta(hours=3)
+    from core.seed import busy_intervals
+
+    move_appointment(db.session, local.id, busy_intervals(world["colour"], later),
+                     ends_at=later + timedelta(minutes=100))
+    db.session.refresh(local)
+    first = deliver(client, payload(BOOKING_RESCHEDULED, uid="step_0b", start=later, event_type_id=1003,
+                                    previous={"uid": "step_0", "id": 1, "start": TEN, "end": TEN}))
+    assert first.json["result"] == "known" and local.sync_status == SyncStatus.PENDING
+    second = deliver(client, payload(BOOKING_RESCHEDULED, uid="step_1b", start=later + timedelta(minutes=70),
+                                     event_type_id=1003, previous={"uid": "step_1", "id": 2, "start": TEN, "end": TEN}))
+    assert second.json["result"] == "confirmed"
+    db.session.refresh(local)
+    assert [s.calcom_booking_uid for s in local.segments if s.active] == ["step_0b", "step_1b"]
+    assert not local.requires_manual_review
+
+
+def test_one_step_moved_in_calcom_goes_to_review(client, world):
+    local = colour_appointment(world)
+    deliver(client, step_payload(BOOKING_CREATED, local, 0, "step_0"))
+    deliver(client, step_payload(BOOKING_CREATED, local, 1, "step_1"))
+    response = deliver(client, payload(BOOKING_RESCHEDULED, uid="step_1x", start=TEN + timedelta(hours=5),
+                                       event_type_id=1003,
+                                       previous={"uid": "step_1", "id": 2, "start": TEN, "end": TEN}))
+    assert response.json["result"] == "review"
+    db.session.refresh(local)
+    assert local.requires_manual_review and "One step of this composite appointment" in local.manual_review_reason
+    assert local.starts_at == TEN
