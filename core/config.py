@@ -114,6 +114,12 @@ class Config:
         self.CALCOM_EMULATOR_SEED = env_int("CALCOM_EMULATOR_SEED", 0)
         self.CALCOM_EMULATOR_RATE_LIMIT = env_int("CALCOM_EMULATOR_RATE_LIMIT", 120)
 
+        # --- voice ---
+        # Seconds Cal.com's offered slots are reused per event type and day (0: off).
+        # Short: local appointments and holds are checked live anyway, and the
+        # Cal.com webhook invalidates the cache when Cal.com's calendar changes.
+        self.SLOT_CACHE_SECONDS = env_int("SLOT_CACHE_SECONDS", 30)
+
         # Voice requests are small; anything bigger is refused with 413 before parsing.
         self.MAX_CONTENT_LENGTH = env_int("MAX_CONTENT_LENGTH", 64 * 1024)
 
@@ -183,6 +189,7 @@ class Config:
             "booking.calcom_webhook",
             "monitoring.cli",
             "workers.cli",
+            "booking.routes",
         ]
 
         # --- sync workers ---
