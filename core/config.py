@@ -190,6 +190,9 @@ class Config:
             "monitoring.cli",
             "workers.cli",
             "booking.routes",
+            "core.observability",
+            "core.privacy",
+            "workers.ops_cli",
         ]
 
         # --- sync workers ---
@@ -209,3 +212,28 @@ class Config:
         # The sweeper re-enqueues appointments pending longer than this with no job in flight.
         self.SYNC_SWEEP_AFTER_MINUTES = env_int("SYNC_SWEEP_AFTER_MINUTES", 10)
         self.SYNC_SWEEP_BATCH = env_int("SYNC_SWEEP_BATCH", 200)
+
+        # --- ops ---
+        # Log lines: "json" (one object per line, the production default) or "text".
+        self.LOG_FORMAT = env_str("LOG_FORMAT", "json" if self.ENV == "production" else "text")
+        # GET /metrics: a bearer token (secret) and/or the networks allowed to scrape.
+        # Without a token only these networks may scrape (default: this host only);
+        # with a token and no networks set, any address presenting the token may.
+        self.METRICS_TOKEN = env_str("METRICS_TOKEN")
+        self.METRICS_ALLOWED_NETWORKS = env_str("METRICS_ALLOWED_NETWORKS")
+        # Drift reconciliation (workers.reconcile): the default window around today,
+        # Cal.com's rate limit (requests per minute per API key) and the share of it
+        # reconciliation may use, so the voice agent and the sync keep the rest.
+        self.RECONCILE_DAYS_BACK = env_int("RECONCILE_DAYS_BACK", 1)
+        self.RECONCILE_DAYS_AHEAD = env_int("RECONCILE_DAYS_AHEAD", 60)
+        self.CALCOM_RATE_LIMIT_PER_MINUTE = env_int("CALCOM_RATE_LIMIT_PER_MINUTE", 120)
+        self.RECONCILE_RATE_SHARE_PERCENT = env_int("RECONCILE_RATE_SHARE_PERCENT", 25)
+        # A finished run with more drift than this raises the reconcile_drift alert.
+        self.RECONCILE_DRIFT_ALERT_THRESHOLD = env_int("RECONCILE_DRIFT_ALERT_THRESHOLD", 0)
+        self.SCHEDULE_RECONCILE_CRON = env_str("SCHEDULE_RECONCILE_CRON", "30 2 * * *")
+        # Retention (days; 0 keeps forever) and the prune job that enforces it.
+        self.RETENTION_SYNC_ATTEMPTS_DAYS = env_int("RETENTION_SYNC_ATTEMPTS_DAYS", 90)
+        self.RETENTION_RECONCILIATION_RUNS_DAYS = env_int("RETENTION_RECONCILIATION_RUNS_DAYS", 180)
+        self.RETENTION_FINISHED_JOBS_HOURS = env_int("RETENTION_FINISHED_JOBS_HOURS", 24)
+        self.PRUNE_BATCH_SIZE = env_int("PRUNE_BATCH_SIZE", 500)
+        self.SCHEDULE_PRUNE_CRON = env_str("SCHEDULE_PRUNE_CRON", "15 3 * * *")
