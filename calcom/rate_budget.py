@@ -12,17 +12,17 @@ The bucket holds at most `burst` tokens and refills at `(allowed - burst) / 60` 
 second, so in *any* 60-second window at most `burst + (allowed - burst) = allowed`
 requests pass — a plain bucket of `allowed` tokens would let twice that through in
 the first minute. Taking is one Lua script (atomic in Redis, so processes never
-over-spend together), and time comes from `core.clock.utcnow()`, so tests drive it
-with the frozen clock instead of sleeping.
+over-spend together); time comes from `core.clock` (`utcnow`, `sleep`), so under a
+frozen test clock waiting moves the clock instead of sleeping.
 """
 
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from typing import Callable
 
+from core import clock
 from core.clock import utcnow
 
 KEY_PREFIX = "slotguard:ratebudget:"
@@ -69,7 +69,7 @@ def budget_settings(per_minute: int, share_percent: int) -> BudgetSettings:
 
 class RateBudget:
     def __init__(self, redis, name: str, settings: BudgetSettings, *,
-                 sleep: Callable[[float], None] = time.sleep, max_wait_seconds: float = 600.0) -> None:
+                 sleep: Callable[[float], None] = clock.sleep, max_wait_seconds: float = 600.0) -> None:
         self.redis = redis
         self.key = KEY_PREFIX + name
         self.settings = settings

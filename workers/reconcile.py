@@ -337,7 +337,13 @@ def _compare(session: Session, event_type_id: int, bookings: list[Booking], star
     known = _segments_by_uid(session, [b.uid for b in bookings])
     covered: set[int] = set()  # active segments a live booking stands for
 
+    seen: set[tuple] = set()
+
     def add(finding: Finding) -> None:
+        key = (finding.kind, finding.appointment_id, finding.booking_uid)
+        if key in seen:
+            return
+        seen.add(key)
         finding.event_type_id = event_type_id
         result.findings.append(finding)
 
@@ -427,13 +433,14 @@ def _compare_unknown(session: Session, booking: Booking, covered: set[int], add)
     active = sorted((s for s in appointment.segments if s.active), key=lambda s: s.starts_at)
     index = segment_from(booking.metadata) or 0
     segment = active[index] if index < len(active) else None
+    if segment is not None:
+        covered.add(segment.id)  # this booking stands for it, right or wrong
     if segment is None or booking.start != segment.starts_at or booking.end != segment.ends_at:
         add(_flag(TIME_MISMATCH, appointment, booking,
                   f"Cal.com booking {_booking_text(booking, appointment)} was made for {_appointment_text(appointment)} "
                   "but is at another time. Cancel the wrong one in Cal.com or move the appointment, then resolve "
                   "the review."))
         return
-    covered.add(segment.id)
     if segment.calcom_booking_uid and segment.calcom_booking_uid != booking.uid:
         add(_flag(UNKNOWN, appointment, booking,
                   f"Cal.com has a second booking {_booking_text(booking, appointment)} for {_appointment_text(appointment)} "
