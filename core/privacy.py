@@ -52,7 +52,10 @@ def mask_email(email: str | None) -> str:
 
 def _sees_personal_data() -> bool:
     """Operators and admins see phone numbers and e-mails; viewers (and nobody) do not."""
-    user = current_user
+    try:
+        user = current_user._get_current_object()
+    except Exception:  # no request or no login set-up: show nothing personal
+        return False
     if user is None or not getattr(user, "is_authenticated", False):
         return False
     return user.can(Role.OPERATOR)
