@@ -11,6 +11,12 @@ graceful_timeout = int(os.environ.get("WEB_GRACEFUL_TIMEOUT", "20"))
 # Behind a load balancer that keeps connections open: a little longer than its idle timeout.
 keepalive = int(os.environ.get("WEB_KEEPALIVE", "5"))
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# gunicorn's control socket (`gunicornc`) only when asked for: its default path in
+# $HOME would be shared by every gunicorn of the host.
+_control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET")
+if _control_socket:
+    control_socket = _control_socket
+control_socket_disable = not _control_socket
 
 # The app logs one `slotguard.access` line per request (with the request id); with
 # JSON logs gunicorn's own access line would only duplicate it in another format.
@@ -27,6 +33,8 @@ if _json_logs:
         "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["pii"],
                                 "stream": "ext://sys.stderr"}},
         "loggers": {"gunicorn.error": {"handlers": ["stderr"], "level": "INFO", "propagate": False}},
+        # The app puts its own masked handler on the root logger (core.logs).
+        "root": {"level": "INFO", "handlers": []},
     }
 
 
