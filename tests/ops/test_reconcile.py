@@ -287,3 +287,23 @@ def test_reconciliation_stays_within_its_share_of_calcoms_rate_limit(world, app,
     assert run.bookings_seen == 32 and run.calcom_requests == len(sent) >= 32
     assert _max_in_any_minute(sent) <= 12
     assert json.loads(json.dumps(run.counts))[UNKNOWN] == 32
+
+
+def test_the_nightly_run_raises_the_drift_alert_through_the_notifiers_once(world, app, calcom_emulator):
+    from core.models import AlertNotification
+    from workers.reconcile import reconcile_nightly
+
+    appointment = synced(world)
+    calcom_emulator.state.cancel_booking(bookings_of(calcom_emulator, appointment.id)[0].uid, {})
+    app.config["RECONCILE_DRIFT_ALERT_THRESHOLD"] = 0
+
+    summary = reconcile_nightly()
+    assert summary["drift"] == 1 and summary["flagged"] == 1 and "alert_run" in summary
+    db.session.expire_all()
+    (sent,) = db.session.scalars(select(AlertNotification).where(AlertNotification.kind == "reconcile_drift")).all()
+    assert (sent.channel, sent.scope, sent.is_open, sent.sent_count) == ("log", "overall", True, 1)
+    assert "found 1 difference with Cal.com (status_mismatch 1)" in sent.message
+    reconcile_nightly()  # the same drift the next night: de-duplicated, not sent again
+    db.session.expire_all()
+    assert db.session.scalars(select(AlertNotification).where(AlertNotification.kind == "reconcile_drift")
+                              ).one().sent_count == 1
