@@ -1,0 +1,68 @@
+"""Jinja filters that turn stored values into what an operator reads.
+
+Times are stored in UTC; the dashboard shows an appointment in its branch's time
+zone and everything else (attempts, audit events, "last updated") in `TZ_DEFAULT`,
+always with the zone's abbreviation so nobody has to guess.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from flask import Flask, current_app
+
+from core.clock import ensure_utc, to_local, utcnow
+from dashboard import bp
+from dashboard.appointment_queries import ANCIENT_AFTER, STALE_AFTER
+
+
+def local_time(moment: datetime | str | None, tz_name: str | None = None, fmt: str = "%a %d.%m.%Y %H:%M") -> str:
+    if moment is None:
+        return "—"
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    local = to_local(moment, tz_name or current_app.config["TZ_DEFAULT"])
+    return f"{local.strftime(fmt)} {local.tzname()}"
+
+
+def age(moment: datetime | None) -> str:
+    """How long ago, in the two largest units: "5 d 3 h ago", "12 min ago"."""
+    if moment is None:
+        return "—"
+    seconds = int((utcnow() - ensure_utc(moment)).total_seconds())
+    if seconds < 0:
+        return "in the future"
+    if seconds < 60:
+        return "just now"
+    return f"{span(timedelta(seconds=seconds))} ago"
+
+
+def span(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    if days:
+        return f"{days} d {hours} h" if hours else f"{days} d"
+    if hours:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    return f"{minutes} min"
+
+
+def percent(rate: float | None, digits: int = 1) -> str:
+    if rate is None:
+        return "—"
+    return f"{rate * 100:.{digits}f} %"
+
+
+@bp.context_processor
+def sync_age_limits() -> dict:
+    """What `_sync_badges.html` needs to mark a row stale or ancient, as the list filters do."""
+    return {"now_utc": utcnow(), "stale_seconds": STALE_AFTER.total_seconds(),
+            "ancient_seconds": ANCIENT_AFTER.total_seconds()}
+
+
+def init_app(app: Flask) -> None:
+    app.jinja_env.filters["local_time"] = local_time
+    app.jinja_env.filters["age"] = age
+    app.jinja_env.filters["percent"] = percent
