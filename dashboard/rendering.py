@@ -21,9 +21,9 @@ def wants_fragment(target: str | None = None) -> bool:
     return target is None or headers.get("HX-Target") == target
 
 
-def page_or_fragment(page: str, fragment: str, *, target: str | None = None, status: int = 200,
+def page_or_fragment(page_template: str, fragment_template: str, *, target: str | None = None, status: int = 200,
                      headers: dict[str, str] | None = None, **context):
-    template = fragment if wants_fragment(target) else page
+    template = fragment_template if wants_fragment(target) else page_template
     response = make_response(render_template(template, **context), status)
     response.vary.add("HX-Request")
     for name, value in (headers or {}).items():

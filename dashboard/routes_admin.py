@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
+from wtforms import SelectChoice
 
 from core.accounts import AccountError
 from core.extensions import db
@@ -19,9 +20,9 @@ ALL_COMPANIES = ""
 def _new_user_form() -> NewUserForm:
     form = NewUserForm()
     companies = user_admin.assignable_companies(db.session, current_user)
-    choices = [(str(c.id), c.name) for c in companies]
+    choices = [SelectChoice(str(c.id), c.name) for c in companies]
     if current_user.company_id is None:
-        choices.insert(0, (ALL_COMPANIES, "All companies"))
+        choices.insert(0, SelectChoice(ALL_COMPANIES, "All companies"))
     form.company_id.choices = choices
     return form
 

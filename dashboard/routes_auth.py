@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import current_app, flash, redirect, render_template, request, session, url_for
+from flask import current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 
 from core.accounts import check_password, find_user, hash_password
@@ -35,6 +35,12 @@ def _limits() -> login_throttle.LoginLimits:
     )
 
 
+def _clear_session() -> None:
+    session.clear()
+    # Flask-WTF caches this request's CSRF token in `g`; it belonged to the old session.
+    g.pop("csrf_token", None)
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     if current_user.is_authenticated:
@@ -54,7 +60,7 @@ def login():
             if user is not None and password_ok and user.active:
                 login_throttle.record_success(r, address, email)
                 # A fresh session: nothing from before the sign-in carries over.
-                session.clear()
+                _clear_session()
                 login_user(user)
                 user.last_login_at = utcnow()
                 db.session.commit()
@@ -71,6 +77,6 @@ def login():
 @bp.post("/logout")
 def logout():
     logout_user()
-    session.clear()
+    _clear_session()
     flash("You are signed out.", "info")
     return redirect(url_for("dashboard.login"))

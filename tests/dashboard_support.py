@@ -1,0 +1,51 @@
+"""Helpers for the dashboard tests: users, signing in, CSRF tokens, htmx headers."""
+
+from __future__ import annotations
+
+import re
+
+from core.accounts import create_user
+from core.extensions import db
+from core.models import Role
+
+PASSWORD = "correct-horse-battery"
+HTMX = {"HX-Request": "true"}
+
+
+def make_user(role: Role | str = Role.OPERATOR, company_id: int | None = None, email: str | None = None):
+    role = Role(role)
+    email = email or f"{role.value}-{company_id or 'all'}@example.com"
+    return create_user(db.session, email, PASSWORD, role, company_id)
+
+
+def sign_in(client, user) -> None:
+    """Put the user in the session the way Flask-Login does (the login form itself is
+    tested in test_dashboard_access)."""
+    with client.session_transaction() as session:
+        session["_user_id"] = str(user.id)
+        session["_fresh"] = True
+
+
+def csrf_token(client, path: str = "/dashboard/login") -> str:
+    page = client.get(path)
+    match = re.search(r'<meta name="csrf-token" content="([^"]+)"', page.get_data(as_text=True))
+    assert match, f"no CSRF meta tag on {path}"
+    return match.group(1)
+
+
+def htmx_headers(client, target: str | None = None, **extra) -> dict[str, str]:
+    """What htmx sends: HX-Request, the target's id and the CSRF header from base.html."""
+    headers = {**HTMX, "X-CSRFToken": csrf_token(client, "/dashboard/queues")}
+    if target:
+        headers["HX-Target"] = target
+    headers.update(extra)
+    return headers
+
+
+def text_of(response) -> str:
+    return response.get_data(as_text=True)
+
+
+def squash(html: str) -> str:
+    """Tags removed and whitespace collapsed, to assert on what a reader sees."""
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).strip()
