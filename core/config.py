@@ -107,11 +107,59 @@ class Config:
         # htmx sends the token in this header (see templates/base.html).
         self.WTF_CSRF_HEADERS = ["X-CSRFToken", "X-CSRF-Token"]
 
+        # --- monitoring ---
+        # Thresholds of the sync health rules (monitoring.rules; README "Monitoring
+        # and alerts"). Ages in minutes/hours, rates in whole percent.
+        self.MONITORING_STALE_PENDING_MINUTES = env_int("MONITORING_STALE_PENDING_MINUTES", 60)
+        self.MONITORING_ANCIENT_FAILED_HOURS = env_int("MONITORING_ANCIENT_FAILED_HOURS", 24)
+        self.MONITORING_STALE_PENDING_WARNING = env_int("MONITORING_STALE_PENDING_WARNING", 10)
+        self.MONITORING_MANUAL_REVIEW_CRITICAL = env_int("MONITORING_MANUAL_REVIEW_CRITICAL", 1)
+        self.MONITORING_FAILED_ANCIENT_CRITICAL = env_int("MONITORING_FAILED_ANCIENT_CRITICAL", 1)
+        self.MONITORING_PENDING_BACKLOG_CRITICAL = env_int("MONITORING_PENDING_BACKLOG_CRITICAL", 100)
+        self.MONITORING_FAILURE_RATE_CRITICAL_PERCENT = env_int("MONITORING_FAILURE_RATE_CRITICAL_PERCENT", 50)
+        self.MONITORING_FAILURE_RATE_MIN_ATTEMPTS = env_int("MONITORING_FAILURE_RATE_MIN_ATTEMPTS", 10)
+        self.MONITORING_CALCOM_ERROR_RATE_WARNING_PERCENT = env_int("MONITORING_CALCOM_ERROR_RATE_WARNING_PERCENT", 20)
+        self.MONITORING_CALCOM_MIN_CALLS = env_int("MONITORING_CALCOM_MIN_CALLS", 10)
+        self.MONITORING_CALCOM_WINDOW_SECONDS = env_int("MONITORING_CALCOM_WINDOW_SECONDS", 3600)
+        self.MONITORING_TREND_WINDOW_MINUTES = env_int("MONITORING_TREND_WINDOW_MINUTES", 60)
+        self.MONITORING_TREND_HORIZON_MINUTES = env_int("MONITORING_TREND_HORIZON_MINUTES", 60)
+        self.MONITORING_TREND_MIN_SAMPLES = env_int("MONITORING_TREND_MIN_SAMPLES", 4)
+        self.MONITORING_ALERT_ID_LIMIT = env_int("MONITORING_ALERT_ID_LIMIT", 50)
+        # A little above the 5-minute refresh, so readers never find the cache empty
+        # between two scheduled refreshes.
+        self.MONITORING_CACHE_TTL_SECONDS = env_int("MONITORING_CACHE_TTL_SECONDS", 360)
+        self.MONITORING_ALERT_REMIND_MINUTES = env_int("MONITORING_ALERT_REMIND_MINUTES", 240)
+        # Notifiers: each one is on when its variables are set; log is always on.
+        self.PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL")
+        self.NOTIFY_TIMEOUT_SECONDS = env_int("NOTIFY_TIMEOUT_SECONDS", 10)
+        self.SLACK_WEBHOOK_URL = env_str("SLACK_WEBHOOK_URL")
+        self.SLACK_MIN_SEVERITY = env_str("SLACK_MIN_SEVERITY", "warning")
+        self.SMTP_HOST = env_str("SMTP_HOST")
+        self.SMTP_PORT = env_int("SMTP_PORT", 587)
+        self.SMTP_USERNAME = env_str("SMTP_USERNAME")
+        self.SMTP_PASSWORD = env_str("SMTP_PASSWORD")
+        self.SMTP_STARTTLS = env_bool("SMTP_STARTTLS", True)
+        self.SMTP_SSL = env_bool("SMTP_SSL", False)
+        self.ALERT_EMAIL_FROM = env_str("ALERT_EMAIL_FROM", "slotguard@localhost")
+        self.ALERT_EMAIL_TO = env_str("ALERT_EMAIL_TO")
+        self.ALERT_EMAIL_MIN_SEVERITY = env_str("ALERT_EMAIL_MIN_SEVERITY", "critical")
+        self.PAGERDUTY_ROUTING_KEY = env_str("PAGERDUTY_ROUTING_KEY")
+        self.PAGERDUTY_EVENTS_URL = env_str("PAGERDUTY_EVENTS_URL", "https://events.pagerduty.com/v2/enqueue")
+        self.PAGERDUTY_MIN_SEVERITY = env_str("PAGERDUTY_MIN_SEVERITY", "critical")
+        # The rq-scheduler cron schedule (workers.schedule), in the scheduler host's
+        # local time (UTC on most servers).
+        self.SCHEDULE_METRICS_CRON = env_str("SCHEDULE_METRICS_CRON", "*/5 * * * *")
+        self.SCHEDULE_ALERTS_CRON = env_str("SCHEDULE_ALERTS_CRON", "*/15 * * * *")
+        self.SCHEDULE_SWEEPER_CRON = env_str("SCHEDULE_SWEEPER_CRON", "*/5 * * * *")
+        self.SCHEDULE_DIGEST_CRON = env_str("SCHEDULE_DIGEST_CRON", "0 7 * * *")
+        self.SCHEDULER_INTERVAL_SECONDS = env_int("SCHEDULER_INTERVAL_SECONDS", 30)
+
         # The rooms of the app, wired by the factory by name so that `core` never
         # imports them (dependencies point inward, see DESIGN.md). Each module has
         # an `init_app(app)` that registers its blueprints and CLI commands.
         self.ROOMS = [
             "core.health",
             "core.cli",
+            "monitoring.cli",
             "dashboard",
         ]

@@ -445,3 +445,42 @@ class WebhookDelivery(db.Model):
     result: Mapped[str | None] = mapped_column(String(200))
 
     __table_args__ = (UniqueConstraint("source", "event_key", name="uq_webhook_deliveries_source_key"),)
+
+
+# --- monitoring: what each notification channel was told about each alert ---
+
+
+class AlertNotification(db.Model):
+    """The last word one channel (log, slack, email, pagerduty) got about one alert.
+
+    One row per (scope, alert kind, channel), kept and updated in place, so that the
+    alert run every 15 minutes re-sends nothing the channel already knows: it sends on
+    a new alert, on escalation, after the reminder interval, and "resolved" when the
+    alert clears (see `monitoring.alerting`). A database row rather than a Redis key,
+    so that an incident opened in PagerDuty is still resolved after Redis was flushed.
+    """
+
+    __tablename__ = "alert_notifications"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # "overall" or "company:<id>" (the scope the alert was computed for).
+    scope: Mapped[str] = mapped_column(String(40))
+    kind: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(32))
+    is_open: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The severity the channel knows (lowered silently when an alert de-escalates, so
+    # that a new escalation is sent again).
+    severity: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str] = mapped_column(Text, default="")
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_sent_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    sent_count: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (
+        UniqueConstraint("scope", "kind", "channel", name="uq_alert_notifications_scope_kind_channel"),
+        Index("ix_alert_notifications_open", "is_open"),
+    )
+
+    def __repr__(self) -> str:
+        return f"<AlertNotification {self.scope} {self.kind} {self.channel} {'open' if self.is_open else 'resolved'}>"
