@@ -27,13 +27,25 @@ from core.models import (
     SyncStatus,
 )
 from dashboard.list_filters import ListFilters
+from monitoring.settings import current_settings
 
-# The monitoring contract's definitions (TEAM.md "Sync metrics"): a pending sync is
-# stale after 1 h, a failed one ancient after 24 h, both counted from
-# `sync_requested_at`. The list's "stale"/"ancient" filters must match the tiles.
-STALE_AFTER = timedelta(hours=1)
-ANCIENT_AFTER = timedelta(hours=24)
 RECENT_FAILURES_WINDOW = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class AgeLimits:
+    """When a pending sync is stale and a failed one ancient, counted from
+    `sync_requested_at`. Taken from the monitoring settings, so that the list's
+    "stale"/"ancient" filters select exactly what the tiles count."""
+
+    stale_after: timedelta = timedelta(minutes=60)
+    ancient_after: timedelta = timedelta(hours=24)
+
+    @classmethod
+    def from_settings(cls) -> AgeLimits:
+        settings = current_settings()
+        return cls(stale_after=timedelta(minutes=settings.stale_pending_minutes),
+                   ancient_after=timedelta(hours=settings.ancient_failed_hours))
 
 
 @dataclass(frozen=True)
@@ -63,7 +75,7 @@ class FilterChoices:
     error_codes: list[str]
 
 
-def _conditions(filters: ListFilters, company_id: int | None, now: datetime, tz_name: str) -> list:
+def _conditions(filters: ListFilters, company_id: int | None, now: datetime, tz_name: str, limits: AgeLimits) -> list:
     """WHERE clauses for the filters; `company_id` (the user's scope) always wins."""
     where = []
     if company_id is not None:
@@ -78,10 +90,10 @@ def _conditions(filters: ListFilters, company_id: int | None, now: datetime, tz_
         where.append(Appointment.sync_status == SyncStatus(filters.sync_status))
     if filters.age == "stale":
         where.append(and_(Appointment.sync_status == SyncStatus.PENDING,
-                          Appointment.sync_requested_at < now - STALE_AFTER))
+                          Appointment.sync_requested_at < now - limits.stale_after))
     elif filters.age == "ancient":
         where.append(and_(Appointment.sync_status == SyncStatus.FAILED,
-                          Appointment.sync_requested_at < now - ANCIENT_AFTER))
+                          Appointment.sync_requested_at < now - limits.ancient_after))
     if filters.review:
         where.append(Appointment.requires_manual_review.is_(True))
     if filters.had_failures:
@@ -128,9 +140,9 @@ def _ordering(filters: ListFilters) -> list:
 
 
 def appointment_page(session: Session, filters: ListFilters, *, company_id: int | None, now: datetime,
-                     tz_name: str) -> Page:
+                     tz_name: str, limits: AgeLimits = AgeLimits()) -> Page:
     """One page of the filtered, sorted list: a count query and a rows query."""
-    where = _conditions(filters, company_id, now, tz_name)
+    where = _conditions(filters, company_id, now, tz_name, limits)
     total = session.scalar(
         select(func.count(Appointment.id)).join(Appointment.customer).where(*where)
     ) or 0

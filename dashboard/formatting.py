@@ -13,7 +13,7 @@ from flask import Flask, current_app
 
 from core.clock import ensure_utc, to_local, utcnow
 from dashboard import bp
-from dashboard.appointment_queries import ANCIENT_AFTER, STALE_AFTER
+from dashboard.appointment_queries import AgeLimits
 
 
 def local_time(moment: datetime | str | None, tz_name: str | None = None, fmt: str = "%a %d.%m.%Y %H:%M") -> str:
@@ -49,6 +49,16 @@ def span(delta: timedelta) -> str:
     return f"{minutes} min"
 
 
+def limit_text(delta: timedelta) -> str:
+    """A configured limit in its natural unit: "60 min" is "1 h", "24 h" stays "24 h"."""
+    seconds = int(delta.total_seconds())
+    if seconds % 86400 == 0 and seconds >= 2 * 86400:
+        return f"{seconds // 86400} d"
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600} h"
+    return f"{seconds // 60} min"
+
+
 def percent(rate: float | None, digits: int = 1) -> str:
     if rate is None:
         return "—"
@@ -58,8 +68,9 @@ def percent(rate: float | None, digits: int = 1) -> str:
 @bp.context_processor
 def sync_age_limits() -> dict:
     """What `_sync_badges.html` needs to mark a row stale or ancient, as the list filters do."""
-    return {"now_utc": utcnow(), "stale_seconds": STALE_AFTER.total_seconds(),
-            "ancient_seconds": ANCIENT_AFTER.total_seconds()}
+    limits = AgeLimits.from_settings()
+    return {"now_utc": utcnow(), "stale_seconds": limits.stale_after.total_seconds(),
+            "ancient_seconds": limits.ancient_after.total_seconds()}
 
 
 def init_app(app: Flask) -> None:

@@ -13,6 +13,9 @@ from typing import Any
 
 from flask import url_for
 
+from dashboard.appointment_queries import AgeLimits
+from dashboard.formatting import limit_text
+
 HEALTH_LABELS = {"healthy": "Healthy", "degraded": "Degraded", "critical": "Critical"}
 # Tone is the tile's colour *and* its icon; the words on the tile say the same thing,
 # so nobody depends on telling colours apart.
@@ -63,7 +66,7 @@ def _list(**args: str) -> str:
     return url_for("dashboard.appointments", **args)
 
 
-def build_tiles(scope: dict[str, Any]) -> list[Tile]:
+def build_tiles(scope: dict[str, Any], limits: AgeLimits) -> list[Tile]:
     health = scope["health"] if scope["health"] in HEALTH_LABELS else "critical"
     rate = scope["success_rate_24h"]
     attempts, successes = scope["attempts_24h"], scope["successful_attempts_24h"]
@@ -88,11 +91,11 @@ def build_tiles(scope: dict[str, Any]) -> list[Tile]:
         Tile("success_rate", "Success Rate 24 h", _percent(rate),
              f"{successes} of {attempts} attempts" if attempts else "no sync attempts in 24 h",
              rate_tone, rate_status, _list(had_failures="1", **oldest_first)),
-        Tile("pending", "Pending Sync", str(pending), f"{stale} stale (over 1 h)",
+        Tile("pending", "Pending Sync", str(pending), f"{stale} stale (over {limit_text(limits.stale_after)})",
              "warn" if stale else "ok", "Some stale" if stale else "None stale",
              _list(sync_status="pending", **oldest_first),
              _list(sync_status="pending", age="stale", **oldest_first)),
-        Tile("failed", "Failed Sync", str(failed), f"{ancient} ancient (over 24 h)",
+        Tile("failed", "Failed Sync", str(failed), f"{ancient} ancient (over {limit_text(limits.ancient_after)})",
              "bad" if ancient else ("warn" if failed else "ok"),
              "Some ancient" if ancient else ("Some failed" if failed else "None failed"),
              _list(sync_status="failed", **oldest_first),

@@ -19,7 +19,7 @@ SYNC_STATUSES = {
     "synced": "Synced",
     "unsynced": "Not synced (pending or failed)",
 }
-AGES = {"stale": "Stale (pending for more than 1 h)", "ancient": "Ancient (failed for more than 24 h)"}
+AGES = ("stale", "ancient")
 SORTS = {
     "requested": "Sync requested",
     "starts": "Appointment time",

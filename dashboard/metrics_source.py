@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from monitoring.metrics import get_sync_metrics
+
 
 def current_metrics(refresh: bool = False) -> dict[str, Any]:
-    from monitoring.metrics import get_sync_metrics
-
     return get_sync_metrics(refresh=refresh)

@@ -14,13 +14,15 @@ from core.sync_control import RESOLUTIONS, ActionResult, resolve_manual_review, 
 from dashboard import bp, health_tiles, metrics_source, queue_snapshot, trends
 from dashboard.access import company_scope, role_required
 from dashboard.appointment_queries import (
+    AgeLimits,
     appointment_page,
     audit_trail,
     filter_choices,
     load_appointment,
     sync_timeline,
 )
-from dashboard.list_filters import AGES, SORTS, SYNC_STATUSES, FilterError, ListFilters, parse_filters
+from dashboard.list_filters import SORTS, SYNC_STATUSES, FilterError, ListFilters, parse_filters
+from dashboard.formatting import limit_text
 from dashboard.rendering import fragment, page_or_fragment, wants_fragment
 
 MAX_NOTE = 2000
@@ -33,7 +35,7 @@ def _overview_context(refresh: bool = False) -> dict:
     metrics = metrics_source.current_metrics(refresh=refresh)
     scope = health_tiles.scope_for(metrics, company_scope())
     return {
-        "tiles": health_tiles.build_tiles(scope),
+        "tiles": health_tiles.build_tiles(scope, AgeLimits.from_settings()),
         "alerts": health_tiles.alert_rows(scope),
         "generated_at": metrics.get("generated_at"),
         "checked_at": utcnow(),
@@ -63,12 +65,14 @@ def refresh_metrics():
 # --- appointment list -------------------------------------------------------------
 
 def _list_context(filters: ListFilters, **extra) -> dict:
-    scope = company_scope()
+    scope, limits = company_scope(), AgeLimits.from_settings()
     page = appointment_page(db.session, filters, company_id=scope, now=utcnow(),
-                            tz_name=current_app.config["TZ_DEFAULT"])
+                            tz_name=current_app.config["TZ_DEFAULT"], limits=limits)
+    ages = {"stale": f"Stale (pending over {limit_text(limits.stale_after)})",
+            "ancient": f"Ancient (failed over {limit_text(limits.ancient_after)})"}
     return {
         "filters": filters, "page": page, "choices": filter_choices(db.session, company_id=scope),
-        "scoped": scope is not None, "sync_statuses": SYNC_STATUSES, "ages": AGES, "sorts": SORTS,
+        "scoped": scope is not None, "sync_statuses": SYNC_STATUSES, "ages": ages, "sorts": SORTS,
         "can_act": current_user.can(Role.OPERATOR), "errors": [], "outcome": None, **extra,
     }
 

@@ -15,17 +15,10 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from core.models import Appointment, SyncAttempt, SyncOutcome
+from monitoring.metrics import utc_date
 
 TREND_DAYS = 30
 FAILURE_WINDOWS = ("24h", "7d")
-
-
-def _utc_day(session: Session, column):
-    """A column expression for the UTC calendar day of a timestamp, on both databases."""
-    if session.get_bind().dialect.name == "postgresql":
-        return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD")
-    # SQLite stores UTC text; date() takes its first 10 characters' meaning.
-    return func.date(column)
 
 
 def _days(now: datetime, days: int) -> list[date]:
@@ -49,7 +42,7 @@ def failure_reasons(scope: dict[str, Any], window: str) -> dict[str, Any]:
 
 def _attempt_buckets(session: Session, *, company_id: int | None, now: datetime, days: int, retries_only: bool):
     start = datetime.combine(now.date() - timedelta(days=days - 1), datetime.min.time(), tzinfo=now.tzinfo)
-    day = _utc_day(session, SyncAttempt.started_at).label("day")
+    day = utc_date(SyncAttempt.started_at).label("day")
     failed = SyncAttempt.outcome.in_([SyncOutcome.RETRY, SyncOutcome.FAILED])
     query = (
         select(
