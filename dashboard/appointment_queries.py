@@ -116,12 +116,28 @@ def _conditions(filters: ListFilters, company_id: int | None, now: datetime, tz_
         needle = filters.q.lower()
         digits = "".join(ch for ch in filters.q if ch.isdigit())
         matches = [func.lower(Customer.name).contains(needle, autoescape=True)]
-        if len(digits) >= 3:
-            matches.append(Customer.phone.contains(digits, autoescape=True))
+        for number in _phone_fragments(digits):
+            matches.append(Customer.phone.contains(number, autoescape=True))
         if filters.q.isdigit():
             matches.append(Appointment.id == int(filters.q))
         where.append(or_(*matches))
     return where
+
+
+def _phone_fragments(digits: str) -> set[str]:
+    """What to look for in the stored E.164 numbers when someone types a number.
+
+    Callers and staff write German numbers nationally ("0151 …") or with "00"; the
+    stored "+49151…" contains the part after the trunk or international prefix.
+    """
+    if len(digits) < 3:
+        return set()
+    fragments = {digits}
+    if digits.startswith("00"):
+        fragments.add(digits[2:])
+    elif digits.startswith("0"):
+        fragments.add(digits[1:])
+    return {f for f in fragments if len(f) >= 3}
 
 
 SORT_COLUMNS = {

@@ -57,13 +57,17 @@ class ListFilters:
     direction: str = "desc"
     page: int = 1
     per_page: int = 25
+    # The configured page size: a per_page equal to it is left out of URLs.
+    default_per_page: int = field(default=25, compare=False)
 
     def to_args(self, **changes) -> dict[str, str]:
         """The query-string arguments that describe these filters (defaults left out)."""
         filters = replace(self, **changes) if changes else self
-        defaults = ListFilters(per_page=self.per_page)
+        defaults = ListFilters(per_page=self.default_per_page)
         args: dict[str, str] = {}
         for f in fields(filters):
+            if f.name == "default_per_page":
+                continue
             value = getattr(filters, f.name)
             if value == getattr(defaults, f.name) or value in (None, "", ()):
                 continue
@@ -168,6 +172,7 @@ def parse_filters(args: Mapping[str, str], *, per_page_default: int = 25) -> Lis
         direction=choice("direction", DIRECTIONS, "Direction") or "desc",
         page=whole("page", "Page") or 1,
         per_page=whole("per_page", "Rows per page", 1, MAX_PER_PAGE) or per_page_default,
+        default_per_page=per_page_default,
     )
     if filters.date_from and filters.date_to and filters.date_from > filters.date_to:
         errors.append("From date must not be after To date.")

@@ -15,6 +15,7 @@ from dashboard import bp, health_tiles, metrics_source, queue_snapshot, trends
 from dashboard.access import company_scope, role_required
 from dashboard.appointment_queries import (
     AgeLimits,
+    Page,
     appointment_page,
     audit_trail,
     filter_choices,
@@ -64,16 +65,20 @@ def refresh_metrics():
 
 # --- appointment list -------------------------------------------------------------
 
-def _list_context(filters: ListFilters, **extra) -> dict:
+def _list_context(filters: ListFilters, errors: list[str] = (), **extra) -> dict:
     scope, limits = company_scope(), AgeLimits.from_settings()
-    page = appointment_page(db.session, filters, company_id=scope, now=utcnow(),
-                            tz_name=current_app.config["TZ_DEFAULT"], limits=limits)
+    if errors:
+        # Filters that cannot be applied list nothing, rather than everything.
+        page = Page(items=[], total=0, page=1, per_page=filters.per_page)
+    else:
+        page = appointment_page(db.session, filters, company_id=scope, now=utcnow(),
+                                tz_name=current_app.config["TZ_DEFAULT"], limits=limits)
     ages = {"stale": f"Stale (pending over {limit_text(limits.stale_after)})",
             "ancient": f"Ancient (failed over {limit_text(limits.ancient_after)})"}
     return {
         "filters": filters, "page": page, "choices": filter_choices(db.session, company_id=scope),
         "scoped": scope is not None, "sync_statuses": SYNC_STATUSES, "ages": ages, "sorts": SORTS,
-        "can_act": current_user.can(Role.OPERATOR), "errors": [], "outcome": None, **extra,
+        "can_act": current_user.can(Role.OPERATOR), "errors": list(errors), "outcome": None, **extra,
     }
 
 
@@ -82,7 +87,7 @@ def _parse_or_errors(args) -> tuple[ListFilters, list[str]]:
     try:
         return parse_filters(args, per_page_default=per_page), []
     except FilterError as error:
-        return ListFilters(per_page=per_page), error.messages
+        return ListFilters(per_page=per_page, default_per_page=per_page), error.messages
 
 
 @bp.get("/appointments")

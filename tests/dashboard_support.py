@@ -48,4 +48,5 @@ def text_of(response) -> str:
 
 def squash(html: str) -> str:
     """Tags removed and whitespace collapsed, to assert on what a reader sees."""
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).strip()
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).strip()
+    return re.sub(r" ([:;,.])", r"\1", text)
