@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from flask import Flask, current_app
+from markupsafe import Markup, escape
 
 from core.clock import ensure_utc, to_local, utcnow
 from dashboard import bp
@@ -73,7 +74,17 @@ def sync_age_limits() -> dict:
             "ancient_seconds": limits.ancient_after.total_seconds()}
 
 
+def inline_code(text: str | None) -> Markup:
+    """Alert texts mark commands with backticks (they also go to Slack and email):
+    show those as <code>, everything else escaped."""
+    parts = str(escape(text or "")).split("`")
+    if len(parts) % 2 == 0:  # an unpaired backtick: leave the text as it is
+        return Markup("`".join(parts))
+    return Markup("".join(f"<code>{part}</code>" if i % 2 else part for i, part in enumerate(parts)))
+
+
 def init_app(app: Flask) -> None:
     app.jinja_env.filters["local_time"] = local_time
     app.jinja_env.filters["age"] = age
     app.jinja_env.filters["percent"] = percent
+    app.jinja_env.filters["inline_code"] = inline_code

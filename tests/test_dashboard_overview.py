@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from core.extensions import db
 from core.models import Appointment, Company, Role, SyncStatus
+from dashboard.formatting import inline_code
 from tests.dashboard_support import HTMX, htmx_headers, make_user, sign_in, squash, text_of
 
 
@@ -94,12 +95,18 @@ def test_active_alerts_are_listed_with_their_action_text(client, clock, demo):
     assert alerts, "the demo seed raises alerts"
     page = squash(text_of(client.get("/dashboard/")))
     for alert in alerts:
-        assert alert["message"] in page
-        assert f"What to do: {alert['action']}" in page
+        assert squash(inline_code(alert["message"])) in page
+        assert f"What to do: {squash(inline_code(alert['action']))}" in page
     # Critical alerts come first.
     html = text_of(client.get("/dashboard/"))
     severities = re.findall(r'<li class="alert severity-(\w+)">', html)
     assert severities == sorted(severities, key=lambda s: s != "critical")
+
+
+def test_commands_in_alert_texts_are_shown_as_code_and_escaped():
+    assert str(inline_code("run `rq info --url $REDIS_URL` <now>")) == (
+        "run <code>rq info --url $REDIS_URL</code> &lt;now&gt;")
+    assert str(inline_code("a ` b")) == "a ` b"
 
 
 def test_alert_links_open_exactly_its_appointments(client, clock, demo):
