@@ -134,7 +134,5 @@ def init_app(app: Flask) -> None:
     # Blueprint handlers are declared at import time above: a blueprint cannot be
     # changed once registered, and tests build many apps from the same blueprint.
     login_manager.login_view = "dashboard.login"
-    login_manager.login_message = "Please sign in to open the dashboard."
-    login_manager.login_message_category = "info"
     login_manager.unauthorized_handler(unauthorized)
     app.register_error_handler(CSRFError, csrf_failed)

@@ -60,20 +60,6 @@ def limit_text(delta: timedelta) -> str:
     return f"{seconds // 60} min"
 
 
-def percent(rate: float | None, digits: int = 1) -> str:
-    if rate is None:
-        return "—"
-    return f"{rate * 100:.{digits}f} %"
-
-
-@bp.context_processor
-def sync_age_limits() -> dict:
-    """What `_sync_badges.html` needs to mark a row stale or ancient, as the list filters do."""
-    limits = AgeLimits.from_settings()
-    return {"now_utc": utcnow(), "stale_seconds": limits.stale_after.total_seconds(),
-            "ancient_seconds": limits.ancient_after.total_seconds()}
-
-
 def inline_code(text: str | None) -> Markup:
     """Alert texts mark commands with backticks (they also go to Slack and email):
     show those as <code>, everything else escaped."""
@@ -86,5 +72,4 @@ def inline_code(text: str | None) -> Markup:
 def init_app(app: Flask) -> None:
     app.jinja_env.filters["local_time"] = local_time
     app.jinja_env.filters["age"] = age
-    app.jinja_env.filters["percent"] = percent
     app.jinja_env.filters["inline_code"] = inline_code

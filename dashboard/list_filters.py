@@ -88,10 +88,6 @@ class ListFilters:
             direction = "desc" if self.direction == "asc" else "asc"
         return self.to_args(sort=key, direction=direction, page=1)
 
-    @property
-    def is_filtered(self) -> bool:
-        return bool(self.to_args(sort="requested", direction="desc", page=1))
-
 
 def parse_filters(args: Mapping[str, str], *, per_page_default: int = 25) -> ListFilters:
     """Read filters from request arguments; raises `FilterError` listing every bad value."""

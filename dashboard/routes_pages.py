@@ -78,7 +78,8 @@ def _list_context(filters: ListFilters, errors: list[str] = (), **extra) -> dict
     return {
         "filters": filters, "page": page, "choices": filter_choices(db.session, company_id=scope),
         "scoped": scope is not None, "sync_statuses": SYNC_STATUSES, "ages": ages, "sorts": SORTS,
-        "can_act": current_user.can(Role.OPERATOR), "errors": list(errors), "outcome": None, **extra,
+        "can_act": current_user.can(Role.OPERATOR), "errors": list(errors), "action_errors": [], "outcome": None,
+        **extra,
     }
 
 
@@ -94,7 +95,7 @@ def _parse_or_errors(args) -> tuple[ListFilters, list[str]]:
 def appointments():
     filters, errors = _parse_or_errors(request.args)
     list_url = url_for("dashboard.appointments", **filters.to_args())
-    context = _list_context(filters, errors=errors, list_url=list_url)
+    context = _list_context(filters, errors=errors)
     # The address bar shows the canonical URL of the filters (no empty fields), so
     # what an operator copies is the list they see.
     headers = {"HX-Push-Url": list_url} if wants_fragment("appointment-list") and not errors else None
@@ -155,8 +156,7 @@ def bulk_action():
             done = sum(r.ok for r in results)
             flash(f"{done} of {len(results)} appointments: {action} done.", "success")
         return redirect(url_for("dashboard.appointments", **filters.to_args()))
-    context = _list_context(filters, action_errors=errors, outcome=outcome,
-                            list_url=url_for("dashboard.appointments", **filters.to_args()))
+    context = _list_context(filters, action_errors=errors, outcome=outcome)
     # 422 keeps the list on screen with the form's problems (htmx is told to swap it).
     return fragment("dashboard/_appointment_list.html", status=422 if errors else 200, **context)
 

@@ -33,9 +33,7 @@ def audit_events(appointment_id: int) -> list[AuditEvent]:
 
 @pytest.fixture
 def operator(client, demo):
-    user = make_user(Role.OPERATOR)
-    sign_in(client, user)
-    return user
+    return sign_in(client, make_user(Role.OPERATOR))
 
 
 def test_row_retry_swaps_the_row_and_queues_the_sync(client, clock, operator):

@@ -51,9 +51,7 @@ def all_ids(client, query: str) -> set[int]:
 
 @pytest.fixture
 def viewer(client, demo):
-    user = make_user(Role.VIEWER)
-    sign_in(client, user)
-    return user
+    return sign_in(client, make_user(Role.VIEWER))
 
 
 def test_unfiltered_list_shows_every_appointment_paginated(client, clock, viewer):

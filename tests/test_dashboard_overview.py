@@ -8,29 +8,9 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from core.extensions import db
-from core.models import Appointment, Company, Role, SyncStatus
+from core.models import Appointment, Company, Role
 from dashboard.formatting import inline_code
-from tests.dashboard_support import HTMX, htmx_headers, make_user, sign_in, squash, text_of
-
-
-def expected_counts(now, company_id=None) -> dict[str, int]:
-    """The seeded numbers, counted straight from the table (independent of monitoring)."""
-
-    def count(*where):
-        query = select(func.count()).select_from(Appointment).where(*where)
-        if company_id is not None:
-            query = query.where(Appointment.company_id == company_id)
-        return db.session.scalar(query)
-
-    return {
-        "pending": count(Appointment.sync_status == SyncStatus.PENDING),
-        "stale": count(Appointment.sync_status == SyncStatus.PENDING,
-                       Appointment.sync_requested_at < now - timedelta(hours=1)),
-        "failed": count(Appointment.sync_status == SyncStatus.FAILED),
-        "ancient": count(Appointment.sync_status == SyncStatus.FAILED,
-                         Appointment.sync_requested_at < now - timedelta(hours=24)),
-        "review": count(Appointment.requires_manual_review.is_(True)),
-    }
+from tests.dashboard_support import HTMX, htmx_headers, make_user, sign_in, squash, sync_counts, text_of
 
 
 def tile_texts(html: str) -> dict[str, str]:
@@ -46,7 +26,7 @@ def test_overview_shows_the_six_tiles_with_the_seeded_numbers(client, clock, dem
     html = text_of(response)
     tiles = tile_texts(html)
     assert list(tiles) == ["health", "success_rate", "pending", "failed", "manual_review", "alerts"]
-    n = expected_counts(clock.utcnow())
+    n = sync_counts(clock.utcnow())
     # The seed has problems in every state, so nothing can look healthy.
     assert n["review"] == 4 and n["ancient"] >= 3 and n["stale"] >= 13
     assert re.fullmatch(r"bad \| Sync Health Critical Critical \d+ active alerts?", tiles["health"]), tiles["health"]
@@ -175,8 +155,8 @@ def test_company_bound_user_sees_only_their_company_in_the_tiles(client, clock, 
     workshop = db.session.scalar(select(Company).where(Company.slug == "werkstatt-krause"))
     sign_in(client, make_user(Role.OPERATOR, company_id=workshop.id))
     tiles = tile_texts(text_of(client.get("/dashboard/")))
-    n = expected_counts(clock.utcnow(), company_id=workshop.id)
-    everyone = expected_counts(clock.utcnow())
+    n = sync_counts(clock.utcnow(), company_id=workshop.id)
+    everyone = sync_counts(clock.utcnow())
     assert n["pending"] < everyone["pending"]
     assert f"Pending Sync {n['pending']} " in tiles["pending"]
     assert f"Failed Sync {n['failed']} " in tiles["failed"]

@@ -12,16 +12,15 @@ from __future__ import annotations
 import os
 import re
 import threading
-from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 from werkzeug.serving import make_server
 
 from core.clock import utcnow
 from core.extensions import db
 from core.models import Appointment, AuditEvent, Role, SyncStatus
-from tests.dashboard_support import PASSWORD, make_user
+from tests.dashboard_support import PASSWORD, make_user, sync_counts
 
 pytestmark = pytest.mark.e2e
 
@@ -63,29 +62,12 @@ def browser_page():
             browser.close()
 
 
-def seeded_counts() -> dict[str, int]:
-    now = utcnow()
-
-    def count(*where):
-        return db.session.scalar(select(func.count()).select_from(Appointment).where(*where))
-
-    return {
-        "pending": count(Appointment.sync_status == SyncStatus.PENDING),
-        "stale": count(Appointment.sync_status == SyncStatus.PENDING,
-                       Appointment.sync_requested_at < now - timedelta(hours=1)),
-        "failed": count(Appointment.sync_status == SyncStatus.FAILED),
-        "ancient": count(Appointment.sync_status == SyncStatus.FAILED,
-                         Appointment.sync_requested_at < now - timedelta(hours=24)),
-        "review": count(Appointment.requires_manual_review.is_(True)),
-    }
-
-
 def test_operator_works_the_manual_review_list_in_chromium(app, served_app, browser_page):
     from playwright.sync_api import expect
 
     page = browser_page
     operator = make_user(Role.OPERATOR, email="operator@example.com")
-    expected = seeded_counts()
+    expected = sync_counts(utcnow())
 
     # Sign in: the dashboard sends an anonymous visitor to the login page and back.
     page.goto(f"{served_app}/dashboard/")
