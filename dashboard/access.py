@@ -127,6 +127,10 @@ def not_found(error):
 
 
 def csrf_failed(error: CSRFError):
+    # Registered app-wide (Flask-WTF raises before blueprint handlers run); other
+    # rooms keep the plain 400.
+    if request.blueprint != bp.name:
+        return error
     return _error_page(400, "Form expired", f"{error.description} Reload the page and try again.")
 
 

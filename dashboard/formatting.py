@@ -69,6 +69,14 @@ def inline_code(text: str | None) -> Markup:
     return Markup("".join(f"<code>{part}</code>" if i % 2 else part for i, part in enumerate(parts)))
 
 
+@bp.context_processor
+def sync_age_limits() -> dict:
+    """What `_sync_badges.html` needs to mark a row stale or ancient, as the list filters do."""
+    limits = AgeLimits.from_settings()
+    return {"now_utc": utcnow(), "stale_seconds": limits.stale_after.total_seconds(),
+            "ancient_seconds": limits.ancient_after.total_seconds()}
+
+
 def init_app(app: Flask) -> None:
     app.jinja_env.filters["local_time"] = local_time
     app.jinja_env.filters["age"] = age

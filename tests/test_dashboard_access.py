@@ -247,3 +247,11 @@ def test_reading_pages_changes_no_appointment(client, demo):
                                .order_by(Appointment.id)).all()
     assert before == after
     assert all(row.sync_status in SyncStatus for row in after)
+
+
+def test_csrf_page_is_only_for_the_dashboard(app, client):
+    """Other rooms' routes keep Flask-WTF's plain 400 (no dashboard HTML for an API)."""
+    app.add_url_rule("/probe", "probe", lambda: "ok", methods=["POST"])
+    response = client.post("/probe")
+    assert response.status_code == 400
+    assert "Form expired" not in text_of(response) and "The CSRF token is missing." in text_of(response)

@@ -16,6 +16,9 @@ from core.redis_client import get_redis
 from core.models import Role
 from tests.dashboard_support import HTMX, make_user, sign_in, squash, text_of
 
+# rq-scheduler's cron() calls crontab in a way crontab announces it will change.
+pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning:rq_scheduler.*")
+
 # Periodic jobs as rq-scheduler stores them (the monitoring room's schedule).
 SCHEDULE = [
     ("slotguard-refresh-sync-metrics", "*/5 * * * *", "workers.monitoring_jobs.refresh_sync_metrics",
