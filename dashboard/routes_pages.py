@@ -75,8 +75,14 @@ def _list_context(filters: ListFilters, errors: list[str] = (), **extra) -> dict
                                 tz_name=current_app.config["TZ_DEFAULT"], limits=limits)
     ages = {"stale": f"Stale (pending over {limit_text(limits.stale_after)})",
             "ancient": f"Ancient (failed over {limit_text(limits.ancient_after)})"}
+    choices = filter_choices(db.session, company_id=scope)
+    options = {  # (value, label) pairs for the filter form's selects
+        "companies": [(c.id, c.name) for c in choices.companies],
+        "branches": [(b.id, b.name) for b in choices.branches],
+        "error_codes": [(code, code) for code in choices.error_codes],
+    }
     return {
-        "filters": filters, "page": page, "choices": filter_choices(db.session, company_id=scope),
+        "filters": filters, "page": page, "options": options,
         "scoped": scope is not None, "sync_statuses": SYNC_STATUSES, "ages": ages, "sorts": SORTS,
         "can_act": current_user.can(Role.OPERATOR), "errors": list(errors), "action_errors": [], "outcome": None,
         **extra,

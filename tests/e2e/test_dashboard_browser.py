@@ -62,6 +62,12 @@ def browser_page():
             browser.close()
 
 
+def wait_for_htmx_idle(page) -> None:
+    """No htmx request in flight and no swap settling (htmx marks both with classes)."""
+    page.wait_for_function(
+        "() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')")
+
+
 def test_operator_works_the_manual_review_list_in_chromium(app, served_app, browser_page):
     from playwright.sync_api import expect
 
@@ -76,6 +82,7 @@ def test_operator_works_the_manual_review_list_in_chromium(app, served_app, brow
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     expect(page).to_have_url(f"{served_app}/dashboard/")
+    page.wait_for_load_state("load")
 
     # The six tiles with the seeded numbers.
     tiles = page.locator("li.tile")
@@ -114,6 +121,7 @@ def test_operator_works_the_manual_review_list_in_chromium(app, served_app, brow
     # The Manual Review tile opens its drill-down list.
     tile("manual_review").locator("a.tile-link").click()
     expect(page).to_have_url(re.compile(r"/dashboard/appointments\?review=1"))
+    page.wait_for_load_state("load")  # htmx has processed the page (deferred scripts ran)
     rows = page.locator("table.appointments tbody tr")
     expect(rows).to_have_count(expected["review"])
 
@@ -121,6 +129,7 @@ def test_operator_works_the_manual_review_list_in_chromium(app, served_app, brow
     page.get_by_label("Sync status").select_option("failed")
     expect(page).to_have_url(re.compile(r"/dashboard/appointments\?sync_status=failed&review=1&direction=asc$"))
     expect(rows).to_have_count(expected["review"])  # every review case here has a failed sync
+    wait_for_htmx_idle(page)
 
     # Retry the first one: the prompt asks for the audit note, the row changes in place.
     first = rows.first
