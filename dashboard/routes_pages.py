@@ -22,8 +22,8 @@ from dashboard.appointment_queries import (
     load_appointment,
     sync_timeline,
 )
-from dashboard.list_filters import SORTS, SYNC_STATUSES, FilterError, ListFilters, parse_filters
 from dashboard.formatting import limit_text
+from dashboard.list_filters import SORTS, SYNC_STATUSES, FilterError, ListFilters, parse_filters
 from dashboard.rendering import fragment, page_or_fragment, wants_fragment
 
 MAX_NOTE = 2000
@@ -104,9 +104,13 @@ def appointments():
     context = _list_context(filters, errors=errors)
     # The address bar shows the canonical URL of the filters (no empty fields), so
     # what an operator copies is the list they see.
-    headers = {"HX-Push-Url": list_url} if wants_fragment("appointment-list") and not errors else None
+    partial = wants_fragment("appointment-list")
+    headers = {"HX-Push-Url": list_url} if partial and not errors else None
+    # Bad filters: 400 for a page load; 422 for htmx, which swaps 422 (base.html's
+    # htmx-config) so the message shows where the list was.
+    status = (422 if partial else 400) if errors else 200
     return page_or_fragment("dashboard/appointments.html", "dashboard/_appointment_list.html",
-                            target="appointment-list", status=400 if errors else 200, headers=headers, **context)
+                            target="appointment-list", status=status, headers=headers, **context)
 
 
 def _note() -> str | None:

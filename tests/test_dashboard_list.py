@@ -219,6 +219,15 @@ def test_bad_filters_are_refused_with_a_clear_message(client, clock, viewer, que
     assert "No appointments match these filters" in page and 'data-appointment-id' not in text_of(response)
 
 
+def test_bad_filters_from_htmx_are_shown_in_place_of_the_list(client, clock, viewer):
+    response = client.get(f"{LIST}?date_from=2026-12-09&date_to=2026-12-01",
+                          headers={**HTMX, "HX-Target": "appointment-list"})
+    assert response.status_code == 422  # swapped by htmx (base.html's responseHandling)
+    body = text_of(response)
+    assert body.lstrip().startswith('<section id="appointment-list"')
+    assert "From date must not be after To date." in body and "HX-Push-Url" not in response.headers
+
+
 def test_company_bound_user_sees_only_their_company(client, clock, demo):
     salon, workshop = (db.session.scalar(select(Company).where(Company.slug == slug))
                        for slug in ("haarstudio-mitte", "werkstatt-krause"))
