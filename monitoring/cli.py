@@ -19,6 +19,7 @@ from core.models import Company
 from monitoring.alerting import AlertRun, run_alert_check
 from monitoring.breakdown import describe_appointments
 from monitoring.digest import scope_lines
+from monitoring.notifiers import redact
 from monitoring.settings import MonitoringSettings
 
 
@@ -102,8 +103,6 @@ class _RedactSecrets(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if self.secrets:
-            from monitoring.notifiers import redact
-
             message = record.getMessage()
             cleaned = redact(message, tuple(self.secrets))
             if cleaned != message:

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from core.clock import ensure_utc, utcnow
+from monitoring.alerting import open_alerts
 from monitoring.breakdown import needing_review
 from monitoring.metrics import collect_sync_metrics
 from monitoring.notifiers import appointments_list_url, email_notifier, redact
@@ -60,8 +61,7 @@ def build_daily_digest(session: Session, metrics: dict[str, Any], settings: Moni
     reasons = overall["top_failure_reasons"]["24h"]
     out += [f"  {r['code']}: {r['count']}" for r in reasons] or ["  none"]
     out += ["", "Open alerts:"]
-    alerts = [(c["name"], a) for c in metrics["companies"].values() for a in c["alerts"]]
-    out += [f"  {a['severity'].upper()} {name}: {a['message']}" for name, a in alerts] or ["  none"]
+    out += [f"  {a.severity.upper()} {a.headline}" for a in open_alerts(metrics, settings, now)] or ["  none"]
     review = needing_review(session, REVIEW_LIST_LIMIT)
     out += ["", f"Waiting for manual review ({overall['manual_review']}):"]
     out += ["  " + line.render() for line in review] or ["  none"]

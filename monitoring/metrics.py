@@ -1,9 +1,9 @@
 """Sync metrics: how well appointments reach Cal.com, per company and overall.
 
-`collect_sync_metrics()` computes everything with six aggregate queries whatever the
-number of appointments (counts by status and age, attempt outcomes, failure reasons,
-daily rates, and the oldest few appointment ids per alert), then applies the alert
-rules. `get_sync_metrics()` serves the result from Redis, where the scheduler
+`collect_sync_metrics()` computes everything with six queries whatever the number of
+appointments (the company names, then aggregates: counts by status and age, attempt
+outcomes, failure reasons, daily rates, and the oldest few appointment ids per
+alert), then applies the alert rules. `get_sync_metrics()` serves the result from Redis, where the scheduler
 refreshes it every 5 minutes; without a cached copy it computes one.
 
 Shape (JSON-serialisable, the contract the dashboard builds on; rates are ratios
@@ -46,9 +46,11 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
 
 from core.clock import UTC, ensure_utc, utcnow
+from core.extensions import db
 from core.models import Appointment, Company, SyncAttempt, SyncOutcome, SyncStatus
+from core.redis_client import get_redis
 from monitoring import rules, trends
-from monitoring.settings import MonitoringSettings, resolve_settings
+from monitoring.settings import MonitoringSettings, current_settings, resolve_settings
 
 log = logging.getLogger("calcom")
 
@@ -184,8 +186,6 @@ def collect_sync_metrics(
         overall.add(company_raw, limit)
 
     if redis is None and has_app_context():
-        from core.redis_client import get_redis
-
         redis = get_redis()
     scopes = {OVERALL_SCOPE: overall} | {trend_scope(cid): r for cid, r in raw.items()}
     projections = _trend_projections(redis, scopes, clock.now, settings, record=record_trend)
@@ -433,9 +433,6 @@ def _calcom_api_health(redis, window_seconds: int) -> dict[str, Any] | None:
 
 def get_sync_metrics(refresh: bool = False) -> dict[str, Any]:
     """The cached sync metrics; computed (and cached) when missing or `refresh=True`."""
-    from core.extensions import db
-    from core.redis_client import get_redis
-
     redis = get_redis()
     if not refresh:
         try:
@@ -450,16 +447,11 @@ def get_sync_metrics(refresh: bool = False) -> dict[str, Any]:
 
 def refresh_sync_metrics() -> dict[str, Any]:
     """The scheduled refresh: compute, add a trend sample, replace the cached copy."""
-    from core.extensions import db
-    from core.redis_client import get_redis
-
     redis = get_redis()
     return _store(collect_sync_metrics(db.session, redis=redis, record_trend=True), redis)
 
 
 def _store(metrics: dict[str, Any], redis) -> dict[str, Any]:
-    from monitoring.settings import current_settings
-
     try:
         redis.set(CACHE_KEY, json.dumps(metrics, separators=(",", ":")), ex=current_settings().cache_ttl_seconds)
     except Exception as exc:

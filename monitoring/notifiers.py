@@ -24,6 +24,7 @@ import socket
 import ssl
 from dataclasses import dataclass
 from datetime import datetime
+from email import policy
 from email.message import EmailMessage
 from urllib.parse import urlencode, urlsplit
 
@@ -107,14 +108,20 @@ def redact(text: str, secrets: tuple[str, ...]) -> str:
     return text
 
 
-def _describe_http_failure(vendor: str, exc: requests.RequestException) -> str:
+def _post_json(vendor: str, url: str, body: dict, *, timeout: float, expect: int) -> None:
+    """POST `body` as JSON; raise `NotifierError` unless the vendor answers `expect`."""
+    try:
+        response = requests.post(url, json=body, timeout=timeout)
     # `str(exc)` of a requests error quotes the URL, and a Slack webhook URL is a
     # secret: say what kind of failure it was, nothing more.
-    if isinstance(exc, requests.Timeout):
-        return f"{vendor} did not answer in time ({type(exc).__name__})"
-    if isinstance(exc, requests.ConnectionError):
-        return f"{vendor} could not be reached ({type(exc).__name__})"
-    return f"{vendor} request failed ({type(exc).__name__})"
+    except requests.Timeout as exc:
+        raise NotifierError(f"{vendor} did not answer in time ({type(exc).__name__})") from None
+    except requests.ConnectionError as exc:
+        raise NotifierError(f"{vendor} could not be reached ({type(exc).__name__})") from None
+    except requests.RequestException as exc:
+        raise NotifierError(f"{vendor} request failed ({type(exc).__name__})") from None
+    if response.status_code != expect:
+        raise NotifierError(f"{vendor} answered {response.status_code}: {response.text[:200]}")
 
 
 class Notifier:
@@ -187,12 +194,7 @@ class SlackNotifier(Notifier):
         return {"text": fallback[:3000], "blocks": blocks}
 
     def send(self, events: list[AlertEvent]) -> None:
-        try:
-            response = requests.post(self._webhook_url, json=self.payload(events), timeout=self.timeout)
-        except requests.RequestException as exc:
-            raise NotifierError(_describe_http_failure("Slack", exc)) from None
-        if response.status_code != 200:
-            raise NotifierError(f"Slack answered {response.status_code}: {response.text[:200]}")
+        _post_json("Slack", self._webhook_url, self.payload(events), timeout=self.timeout, expect=200)
 
 
 def _mrkdwn_escape(text: str) -> str:
@@ -227,7 +229,9 @@ class EmailNotifier(Notifier):
 
     def send_message(self, subject: str, text: str) -> None:
         s = self.settings
-        message = EmailMessage()
+        # RFC 5322 allows 998 characters a line; Python's default of 78 folds a long
+        # subject right after "Subject:", which some clients show with a leading space.
+        message = EmailMessage(policy=policy.default.clone(max_line_length=998))
         message["Subject"] = subject[:200]
         message["From"] = s.alert_email_from
         message["To"] = ", ".join(s.alert_email_to)
@@ -294,12 +298,7 @@ class PagerDutyNotifier(Notifier):
 
     def send(self, events: list[AlertEvent]) -> None:
         for event in events:
-            try:
-                response = requests.post(self.events_url, json=self.payload(event), timeout=self.timeout)
-            except requests.RequestException as exc:
-                raise NotifierError(_describe_http_failure("PagerDuty", exc)) from None
-            if response.status_code != 202:
-                raise NotifierError(f"PagerDuty answered {response.status_code}: {response.text[:200]}")
+            _post_json("PagerDuty", self.events_url, self.payload(event), timeout=self.timeout, expect=202)
 
 
 def build_notifiers(settings: MonitoringSettings) -> list[Notifier]:

@@ -26,6 +26,8 @@ from core.clock import frozen_at
 from core.config import normalise_database_url
 from core.extensions import db
 
+# Shared Cal.com fixtures (HTTP test servers, the emulator) for every room's tests.
+pytest_plugins = ["tests.calcom_fixtures"]
 
 
 def _is_postgres(url: str) -> bool:

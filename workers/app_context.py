@@ -1,9 +1,8 @@
-"""One Flask app per worker process, for jobs that need the database and config.
+"""The Flask app of a worker process: created once, used by every job it runs.
 
-RQ imports a job function by its dotted path and calls it outside any Flask app.
-`app_context()` gives it one: the app already active (a test, or a worker class that
-pushes a context per job), else one app created on first use and kept for the life
-of the process, so a job does not pay for `create_app()` every time.
+RQ imports jobs by dotted path in a plain process, so there is no app around them.
+Jobs run inside `get_app().app_context()` (the `AppWorker` does this for every job),
+so they use `current_app`, `db.session` and the configuration like a request would.
 """
 
 from __future__ import annotations
@@ -17,10 +16,8 @@ _app: Flask | None = None
 
 
 def get_app() -> Flask:
-    """The current app inside a context, else this process's own (created once)."""
+    """This process's app, built from the environment on first use."""
     global _app
-    if has_app_context():
-        return current_app._get_current_object()
     if _app is None:
         from core import create_app
 
@@ -30,10 +27,13 @@ def get_app() -> Flask:
 
 @contextmanager
 def app_context() -> Iterator[Flask]:
-    """Run a block inside an app context, reusing the active one when there is one."""
+    """Run a block inside an app context: the active one when there is one (the
+    `AppWorker`'s per-job context, a test's), else this process's app.
+
+    Jobs that may also run under a plain `rq worker`, and the scheduler, use this.
+    """
     if has_app_context():
         yield current_app._get_current_object()
         return
-    app = get_app()
-    with app.app_context():
-        yield app
+    with get_app().app_context() as context:
+        yield context.app

@@ -4,15 +4,15 @@
 
 | job id                          | default cron    | what                                    |
 | ------------------------------- | --------------- | --------------------------------------- |
-| slotguard:refresh-sync-metrics  | `*/5 * * * *`   | recompute + cache metrics, trend sample |
-| slotguard:alert-sync-failures   | `*/15 * * * *`  | the alert run (notifications)           |
-| slotguard:sweep-stale-pending   | `*/5 * * * *`   | re-enqueue syncs lost on the way        |
-| slotguard:daily-digest          | `0 7 * * *`     | the daily email digest                  |
+| slotguard-refresh-sync-metrics  | `*/5 * * * *`   | recompute + cache metrics, trend sample |
+| slotguard-alert-sync-failures   | `*/15 * * * *`  | the alert run (notifications)           |
+| slotguard-sweep-stale-pending   | `*/5 * * * *`   | re-enqueue syncs lost on the way        |
+| slotguard-daily-digest          | `0 7 * * *`     | the daily email digest                  |
 
 and then runs rq-scheduler's loop, which moves due jobs onto the `default` queue for
 the workers. Registration is idempotent: every job has a fixed id, a job already
 scheduled with the same function, cron string and queue is left alone (its next run
-time included), a changed one is replaced, and a `slotguard:` job no longer in the
+time included), a changed one is replaced, and a `slotguard-` job no longer in the
 schedule is removed. Restarting the scheduler — or running two — never duplicates a
 job. Cron strings are read in the scheduler host's local time (UTC on most servers).
 """
@@ -32,7 +32,7 @@ from core.queues import DEFAULT_QUEUE
 
 log = logging.getLogger("calcom")
 
-JOB_ID_PREFIX = "slotguard:"
+JOB_ID_PREFIX = "slotguard-"
 
 
 @dataclass(frozen=True)
@@ -48,13 +48,13 @@ class CronJob:
 def schedule_from_config(config) -> list[CronJob]:
     """The jobs to schedule, with cron strings from the app config (checked here)."""
     jobs = [
-        CronJob("slotguard:refresh-sync-metrics", config["SCHEDULE_METRICS_CRON"],
+        CronJob("slotguard-refresh-sync-metrics", config["SCHEDULE_METRICS_CRON"],
                 "workers.monitoring_jobs.refresh_sync_metrics", "refresh the sync metrics cache"),
-        CronJob("slotguard:alert-sync-failures", config["SCHEDULE_ALERTS_CRON"],
+        CronJob("slotguard-alert-sync-failures", config["SCHEDULE_ALERTS_CRON"],
                 "workers.monitoring_jobs.alert_sync_failures", "check sync health and notify"),
-        CronJob("slotguard:sweep-stale-pending", config["SCHEDULE_SWEEPER_CRON"],
+        CronJob("slotguard-sweep-stale-pending", config["SCHEDULE_SWEEPER_CRON"],
                 "workers.sweeper.sweep_stale_pending", "re-enqueue stale pending syncs"),
-        CronJob("slotguard:daily-digest", config["SCHEDULE_DIGEST_CRON"],
+        CronJob("slotguard-daily-digest", config["SCHEDULE_DIGEST_CRON"],
                 "workers.monitoring_jobs.send_daily_digest", "send the daily sync digest"),
     ]
     for job in jobs:
@@ -82,8 +82,10 @@ def register_schedule(scheduler: Scheduler, jobs: list[CronJob]) -> dict[str, st
         if current is not None:
             scheduler.cancel(current)
             current.delete()
+        # result_ttl stays rq-scheduler's -1: a periodic job's hash must outlive the gap
+        # between two runs, or the scheduler drops the job when it finds the hash gone.
         scheduler.cron(job.cron, func=job.func, id=job.id, queue_name=job.queue, timeout=job.timeout,
-                       description=job.description, result_ttl=24 * 3600)
+                       description=job.description)
         outcome[job.id] = "replaced" if current is not None else "added"
     for stale_id, stale in existing.items():  # ours, but no longer in the schedule
         scheduler.cancel(stale)

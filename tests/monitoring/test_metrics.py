@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import sys
-import types
 from datetime import timedelta
 
 import pytest
@@ -253,33 +252,53 @@ def test_get_sync_metrics_computes_when_redis_is_down(app, clock):
     assert metrics["overall"]["calcom_api"] is None
 
 
-@pytest.fixture
-def call_log(monkeypatch):
-    """A stand-in for the Cal.com client's `calcom.call_log` (same contract)."""
-    seen = {}
-    summary = {"calls": 40, "errors": 12, "error_rate": 0.3, "rate_limited": 2, "p50_ms": 120, "p95_ms": 900,
-               "min_remaining": 3, "limit": 120}
+def test_calcom_api_health_comes_from_the_clients_call_log(app, clock, calcom_emulator):
+    from calcom.client import get_client
+    from calcom.errors import CalcomError
 
-    def fake_summary(redis, window_seconds):
-        seen["redis"], seen["window"] = redis, window_seconds
-        return dict(summary)
+    company()
+    calcom_emulator.add_host_and_event_type(event_type_id=1001)
+    calcom_emulator.set_faults({"rules": [{"kind": "error", "status": 503, "times": 4}]})
+    client = get_client("availability")
+    failures = 0
+    for _ in range(12):  # real requests to the emulator, recorded by the client
+        try:
+            client.get_slots(1001, NOW + timedelta(days=1), NOW + timedelta(days=2), "Europe/Berlin")
+        except CalcomError:
+            failures += 1
+    assert failures == 4
 
-    module = types.ModuleType("calcom.call_log")
-    module.summary = fake_summary
-    monkeypatch.setitem(sys.modules, "calcom.call_log", module)
-    return types.SimpleNamespace(seen=seen, summary=summary)
+    metrics = _collect()
+    api = metrics["overall"]["calcom_api"]
+    assert (api["calls"], api["errors"], api["error_rate"], api["rate_limited"]) == (12, 4, 0.3333, 0)
+    assert api["p50_ms"] is not None and api["p95_ms"] >= api["p50_ms"]
+    [alert] = metrics["overall"]["alerts"]
+    assert (alert["kind"], alert["severity"]) == ("calcom_api", "warning")
+    assert alert["message"] == "Cal.com API trouble in the last 60 min: 33% of 12 calls failed"
+    assert metrics["overall"]["health"] == "degraded"
+    assert all(c["alerts"] == [] for c in metrics["companies"].values())  # set-up wide, not per company
+    assert all("calcom_api" not in c for c in metrics["companies"].values())
 
 
-def test_calcom_api_health_comes_from_the_call_log(app, clock, call_log):
+def test_rate_limited_calls_raise_the_calcom_api_warning(app, clock):
+    from calcom import call_log
     from core.redis_client import get_redis
 
     company()
+    for status, outcome in ((200, call_log.OK), (429, call_log.RATE_LIMITED)):
+        call_log.record(get_redis(), method="GET", endpoint="/v2/slots", status=status, latency_ms=80,
+                        outcome=outcome, remaining=0 if status == 429 else 5, limit=120)
     metrics = _collect()
-    assert metrics["overall"]["calcom_api"] == call_log.summary
-    assert call_log.seen == {"redis": get_redis(), "window": 3600}
+    assert metrics["overall"]["calcom_api"]["min_remaining"] == 0
     [alert] = metrics["overall"]["alerts"]
-    assert (alert["kind"], alert["severity"]) == ("calcom_api", "warning")
-    assert alert["message"] == ("Cal.com API trouble in the last 60 min: 30% of 40 calls failed; "
-                                "2 calls were rate-limited (429)")
-    assert metrics["overall"]["health"] == "degraded"
-    assert all(c["alerts"] == [] for c in metrics["companies"].values())  # set-up wide, not per company
+    assert alert["message"] == "Cal.com API trouble in the last 60 min: 1 call was rate-limited (429)"
+
+
+def test_metrics_work_without_the_calcom_client(app, clock, monkeypatch):
+    import calcom
+
+    monkeypatch.delattr(calcom, "call_log", raising=False)
+    monkeypatch.setitem(sys.modules, "calcom.call_log", None)  # import fails, as in a build without it
+    company()
+    metrics = _collect()
+    assert metrics["overall"]["calcom_api"] is None and metrics["overall"]["health"] == "healthy"

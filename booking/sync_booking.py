@@ -1,0 +1,124 @@
+"""FEATURE_ASYNC_BOOKING=false: put the booking into Cal.com before the caller hears "booked".
+
+The appointment is first inserted through the database guard as usual (so two callers
+still cannot both get the slot), then created in Cal.com while the caller waits — one
+booking for a regular service, one per busy step for a composite one, each carrying
+our appointment id (and segment) in its metadata like the sync worker's bookings.
+
+If Cal.com refuses or fails, the caller is told so honestly and the local appointment
+is cancelled, so the slot is free again:
+
+* a definite refusal (slot taken in Cal.com, another 4xx) created nothing in Cal.com:
+  the appointment is cancelled and needs no further sync;
+* a timeout, 5xx or 429 may have created a booking after all (and a composite may be
+  half created): the appointment is cancelled with a Cal.com cancel queued, and the
+  sync job removes whatever exists there (it finds bookings by our metadata).
+
+Every try is recorded as a `SyncAttempt`, so monitoring counts it like a worker's.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from sqlalchemy.orm import Session
+
+from calcom.client import Attendee, get_client
+from calcom.errors import CalcomError, RetryableCalcomError, SlotUnavailable
+from calcom.metadata import booking_metadata
+from core.booking_guard import release_appointment
+from core.clock import utcnow
+from core.models import Appointment, ServiceKind, SyncAction, SyncAttempt, SyncOutcome, SyncStatus
+from core.queues import enqueue_sync
+
+logger = logging.getLogger(__name__)
+
+
+class CalendarRefused(Exception):
+    """Cal.com already has a booking at that time; the appointment was cancelled."""
+
+
+class CalendarFailed(Exception):
+    """Cal.com could not take the booking now; the appointment was cancelled."""
+
+
+def create_in_calcom_now(session: Session, appointment: Appointment) -> None:
+    """Create the appointment's Cal.com booking(s) and mark it synced, or cancel it and
+    raise `CalendarRefused` / `CalendarFailed`."""
+    service, branch, customer = appointment.service, appointment.branch, appointment.customer
+    attendee = Attendee(
+        name=customer.name, email=customer.email, phone_number=customer.phone, time_zone=branch.timezone, language="de"
+    )
+    composite = service.kind == ServiceKind.COMPOSITE
+    segments = [segment for segment in appointment.segments if segment.active]
+    client = get_client(purpose="sync")
+    started_at, started = utcnow(), time.perf_counter()
+    created = 0
+    try:
+        for segment in segments:
+            minutes = int((segment.ends_at - segment.starts_at).total_seconds() // 60)
+            booking = client.create_booking(
+                event_type_id=segment.calcom_event_type_id or service.calcom_event_type_id,
+                start=segment.starts_at,
+                attendee=attendee,
+                length_minutes=minutes if composite else None,
+                metadata=booking_metadata(appointment.id, segment.position if composite else None),
+            )
+            created += 1
+            segment.calcom_booking_uid, segment.calcom_booking_id = booking.uid, booking.id
+            if appointment.calcom_booking_uid is None:
+                appointment.calcom_booking_uid, appointment.calcom_booking_id = booking.uid, booking.id
+    except CalcomError as exc:
+        _record(session, appointment, started_at, started, SyncOutcome.FAILED, exc)
+        maybe_created = created > 0 or isinstance(exc, RetryableCalcomError)
+        reason = "Cal.com did not accept the booking while the caller waited"
+        if maybe_created:
+            release_appointment(appointment, reason=reason, request=SyncAction.CANCEL)
+        else:
+            # Nothing exists in Cal.com and nothing ever will: local and Cal.com agree.
+            release_appointment(appointment, reason=reason, request=None)
+            appointment.sync_status = SyncStatus.SYNCED
+            appointment.synced_at = utcnow()
+        session.commit()
+        logger.warning("appointment %s: Cal.com create failed (%s); cancelled locally", appointment.id, exc)
+        if maybe_created:
+            try:
+                enqueue_sync(appointment.id, SyncAction.CANCEL.value, appointment.sync_version)
+            except Exception:  # noqa: BLE001 - the sweeper retries pending syncs
+                logger.exception("could not queue the Cal.com cancel of appointment %s", appointment.id)
+        if isinstance(exc, SlotUnavailable):
+            raise CalendarRefused(str(exc)) from exc
+        raise CalendarFailed(str(exc)) from exc
+
+    appointment.sync_status = SyncStatus.SYNCED
+    appointment.synced_at = utcnow()
+    _record(session, appointment, started_at, started, SyncOutcome.SUCCESS, None)
+    session.commit()
+
+
+def _record(session: Session, appointment: Appointment, started_at, started: float, outcome: SyncOutcome,
+            error: CalcomError | None) -> None:
+    now = utcnow()
+    appointment.sync_attempts = (appointment.sync_attempts or 0) + 1
+    appointment.last_sync_attempt_at = now
+    if error is not None:
+        appointment.sync_error_code = error.code or type(error).__name__
+        appointment.sync_error_message = error.message
+    session.add(
+        SyncAttempt(
+            appointment_id=appointment.id,
+            action=SyncAction.CREATE,
+            attempt_number=appointment.sync_attempts,
+            started_at=started_at,
+            finished_at=now,
+            outcome=outcome,
+            http_status=error.status if error is not None else 201,
+            error_code=(error.code or type(error).__name__) if error is not None else None,
+            error_message=error.message if error is not None else None,
+            duration_ms=int((time.perf_counter() - started) * 1000),
+        )
+    )
+
+
+__all__ = ["CalendarFailed", "CalendarRefused", "create_in_calcom_now"]

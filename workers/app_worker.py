@@ -1,0 +1,51 @@
+"""RQ workers that run every job inside the Flask app context.
+
+The Procfile starts `rq worker --with-scheduler --worker-class
+workers.app_worker.AppWorker calcom-sync default`. `AppWorker` forks a work horse per
+job (RQ's default, so a crashing job cannot take the worker down); `SimpleAppWorker`
+runs jobs in its own process (tests, and platforms without `fork`).
+
+Each job gets a fresh app context and the database session is removed afterwards,
+so nothing (an open transaction, a cached row) leaks from one job into the next.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+from rq import SimpleWorker, Worker
+
+from core.extensions import db
+from workers.app_context import get_app
+
+
+class AppContextMixin:
+    """Wrap `perform_job` (which runs the job function) in an app context."""
+
+    def __init__(self, *args: Any, app: Flask | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Built here, before any fork, so every work horse inherits the same app.
+        self.app = app or get_app()
+
+    def perform_job(self, job, queue, *args: Any, **kwargs: Any) -> bool:
+        with self.app.app_context():
+            if self.is_horse:
+                # A forked horse inherits the parent's connection pool; never reuse
+                # those sockets in the child (SQLAlchemy's pooling-with-fork advice).
+                db.engine.dispose(close=False)
+            try:
+                return super().perform_job(job, queue, *args, **kwargs)
+            finally:
+                db.session.remove()
+
+
+class AppWorker(AppContextMixin, Worker):
+    """The production worker: one forked work horse per job."""
+
+
+class SimpleAppWorker(AppContextMixin, SimpleWorker):
+    """Runs jobs in the worker process itself."""
+
+
+__all__ = ["AppWorker", "SimpleAppWorker"]

@@ -1,0 +1,145 @@
+"""What went wrong with a sync, in words an operator can act on.
+
+Every failure gets a short stable `code` (for counts and filters on the dashboard),
+an operator-readable `reason`, and whether retrying can help. Retryable: Cal.com
+unreachable, 5xx, timeouts, 429 and malformed answers. Everything else (a 4xx) is
+a problem retrying cannot fix and goes to manual review at once.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from calcom.errors import (
+    CalcomError,
+    CalcomRequestError,
+    CalcomTimeout,
+    CalcomUnavailable,
+    MalformedResponse,
+    RateLimited,
+    RetryableCalcomError,
+    SlotUnavailable,
+)
+
+
+@dataclass(frozen=True)
+class Failure:
+    code: str
+    reason: str
+    retryable: bool
+    http_status: int | None = None
+    retry_after: float | None = None
+    # For composite appointments: which busy segment (0-based) failed.
+    segment_index: int | None = None
+
+
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
+# International (+49 151 …) or national (0151 …) numbers; not dates, times or ids.
+_PHONE = re.compile(r"\+\d[\d ()/-]{6,}\d|\b0\d[\d ()/]{6,}\d\b")
+
+
+def redact(text: str | None) -> str | None:
+    """Mask e-mail addresses and phone numbers: error texts go to logs and the dashboard."""
+    if text is None:
+        return None
+    return _PHONE.sub("[phone]", _EMAIL.sub("[email]", text))
+
+
+def describe(error: CalcomError) -> str:
+    """Cal.com's own words, shortened and without personal data."""
+    parts = []
+    if error.status is not None:
+        parts.append(f"HTTP {error.status}")
+    if error.code:
+        parts.append(str(error.code))
+    message = redact(error.message or "") or ""
+    if len(message) > 300:
+        message = message[:297] + "..."
+    head = " ".join(parts)
+    return f"{head}: {message}" if head and message else head or message
+
+
+def classify(error: Exception, *, doing: str, event_type_id: int | None = None,
+             segment_index: int | None = None) -> Failure:
+    """Turn an exception from a Cal.com call into a `Failure`.
+
+    `doing` says what we were trying, e.g. "book Herrenhaarschnitt with Anna on
+    Tue 08.12. 10:00" — it starts every reason.
+    """
+    if isinstance(error, RateLimited):
+        wait = f" (Cal.com asks to wait {error.retry_after:.0f} s)" if error.retry_after else ""
+        return Failure("rate_limited", f"Could not {doing}: Cal.com's rate limit was reached{wait}.", True,
+                       error.status, error.retry_after, segment_index)
+    if isinstance(error, CalcomTimeout):
+        return Failure("timeout", f"Could not {doing}: Cal.com did not answer in time.", True,
+                       error.status, None, segment_index)
+    if isinstance(error, CalcomUnavailable):
+        if error.status is None:
+            return Failure("connection_error", f"Could not {doing}: Cal.com could not be reached "
+                           f"({describe(error)}).", True, None, None, segment_index)
+        return Failure(f"http_{error.status}", f"Could not {doing}: Cal.com had a server error "
+                       f"({describe(error)}).", True, error.status, None, segment_index)
+    if isinstance(error, MalformedResponse):
+        return Failure("malformed_response", f"Could not {doing}: Cal.com's answer was not understood "
+                       f"({describe(error)}).", True, error.status, None, segment_index)
+    if isinstance(error, RetryableCalcomError):
+        return Failure("calcom_unavailable", f"Could not {doing}: {describe(error)}.", True,
+                       error.status, None, segment_index)
+    if isinstance(error, SlotUnavailable):
+        return Failure(
+            "slot_taken_in_calcom",
+            f"Could not {doing}: Cal.com already has another booking at this time that Slotguard "
+            "does not know about (perhaps made directly in Cal.com). Move or cancel one of the two "
+            "bookings, then retry the sync.",
+            False, error.status, None, segment_index)
+    if isinstance(error, CalcomRequestError):
+        return _request_failure(error, doing, event_type_id, segment_index)
+    if isinstance(error, CalcomError):
+        return Failure("calcom_error", f"Could not {doing}: {describe(error)}.", False,
+                       error.status, None, segment_index)
+    return Failure("unexpected_error", f"Could not {doing}: unexpected error {type(error).__name__}: "
+                   f"{redact(str(error))[:300]}.", True, None, None, segment_index)
+
+
+def _request_failure(error: CalcomRequestError, doing: str, event_type_id: int | None,
+                     segment_index: int | None) -> Failure:
+    """A 4xx other than a slot conflict: name the likely cause."""
+    message = (error.message or "").lower()
+    status = error.status
+    said = describe(error)
+
+    def failure(code: str, advice: str) -> Failure:
+        return Failure(code, f"Could not {doing}: {advice} (Cal.com said {said}).", False, status, None,
+                       segment_index)
+
+    if status in (401, 403):
+        return failure("calcom_auth", "Cal.com refused Slotguard's API key or its permissions. "
+                       "Check CALCOM_API_KEY")
+    if "event type" in message and ("not found" in message or status == 404):
+        return failure("event_type_not_found", f"Cal.com does not know event type {event_type_id}. "
+                       "Fix the service's Cal.com event type id, then retry")
+    if status == 404:
+        return failure("booking_not_found", "the booking does not exist in Cal.com")
+    if "attendee" in message or "email" in message or "phone" in message or "timezone" in message \
+            or "time zone" in message:
+        return failure("invalid_attendee", "Cal.com refused the customer's details. "
+                       "Correct the customer's name, e-mail or phone number, then retry")
+    if "in the past" in message:
+        return failure("booking_in_past", "the appointment lies in the past")
+    if "can't be booked at the" in message or "minimum booking notice" in message or "too far" in message:
+        return failure("outside_booking_window", "the time is outside the event type's booking window "
+                       "(minimum notice or how far ahead it can be booked)")
+    if "cancelled" in message and "reschedule" in message:
+        return failure("cancelled_in_calcom", "the booking was cancelled in Cal.com, so it cannot be moved. "
+                       "Book it again (retry) or cancel the appointment")
+    if "metadata" in message:
+        return failure("invalid_metadata", "Cal.com refused the booking metadata")
+    if "maximum number of active bookings" in message:
+        return failure("booking_limit", "the customer reached the event type's limit of active bookings")
+    if "lengthinminutes" in message or ("length" in message and "event type" in message):
+        return failure("invalid_length", "the event type does not accept this duration")
+    return failure("calcom_rejected", "Cal.com refused the request")
+
+
+__all__ = ["Failure", "classify", "describe", "redact"]
