@@ -15,21 +15,10 @@ from core.queues import DEFAULT_QUEUE, SYNC_QUEUE, enqueue_sync
 from core.redis_client import get_redis
 from core.models import Role
 from tests.dashboard_support import HTMX, make_user, sign_in, squash, text_of
+from workers.schedule import register_schedule, schedule_from_config
 
 # rq-scheduler's cron() calls crontab in a way crontab announces it will change.
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning:rq_scheduler.*")
-
-# Periodic jobs as rq-scheduler stores them (the monitoring room's schedule).
-SCHEDULE = [
-    ("slotguard-refresh-sync-metrics", "*/5 * * * *", "workers.monitoring_jobs.refresh_sync_metrics",
-     "refresh the sync metrics cache"),
-    ("slotguard-alert-sync-failures", "*/15 * * * *", "workers.monitoring_jobs.alert_sync_failures",
-     "check sync health and notify"),
-    ("slotguard-sweep-stale-pending", "*/5 * * * *", "workers.sweeper.sweep_stale_pending",
-     "re-enqueue stale pending syncs"),
-    ("slotguard-daily-digest", "0 7 * * *", "workers.monitoring_jobs.send_daily_digest",
-     "send the daily sync digest"),
-]
 
 
 def redis_state(r) -> dict:
@@ -71,9 +60,8 @@ def busy_redis(app):
     worker = Worker([sync, Queue(DEFAULT_QUEUE, connection=r)], connection=r, name="web-1.4242")
     worker.register_birth()
     r.sadd("rq:workers", "rq:worker:gone.1")  # a worker that died without unregistering
-    scheduler = Scheduler(queue_name=DEFAULT_QUEUE, connection=r)
-    for job_id, cron, func, description in SCHEDULE:
-        scheduler.cron(cron, func=func, id=job_id, queue_name=DEFAULT_QUEUE, description=description)
+    # The real schedule (monitoring room's workers.schedule), as the scheduler registers it.
+    register_schedule(Scheduler(queue_name=DEFAULT_QUEUE, connection=r), schedule_from_config(app.config))
     r.zadd(Scheduler.scheduled_jobs_key, {"orphan-job": time.time() + 60})
     return r
 
