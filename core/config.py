@@ -120,6 +120,20 @@ class Config:
         # Cal.com webhook invalidates the cache when Cal.com's calendar changes.
         self.SLOT_CACHE_SECONDS = env_int("SLOT_CACHE_SECONDS", 30)
 
+        # --- dashboard ---
+        # Failed logins allowed per (client address, email) before that pair is
+        # locked out for LOGIN_LOCKOUT_SECONDS; a client address trying many emails
+        # is locked after LOGIN_MAX_ATTEMPTS_PER_IP failures in the same window.
+        self.LOGIN_MAX_ATTEMPTS = env_int("LOGIN_MAX_ATTEMPTS", 5)
+        self.LOGIN_MAX_ATTEMPTS_PER_IP = env_int("LOGIN_MAX_ATTEMPTS_PER_IP", 50)
+        self.LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 15 * 60)
+        self.DASHBOARD_PAGE_SIZE = env_int("DASHBOARD_PAGE_SIZE", 25)
+        # Where an operator opens a booking in Cal.com; {uid} is the booking uid.
+        self.CALCOM_BOOKING_URL = env_str("CALCOM_BOOKING_URL", "https://app.cal.com/booking/{uid}")
+        # The dashboard stays open all day and htmx keeps the token of the first page
+        # load: let a CSRF token live as long as the session it is bound to.
+        self.WTF_CSRF_TIME_LIMIT = None
+
         # Voice requests are small; anything bigger is refused with 413 before parsing.
         self.MAX_CONTENT_LENGTH = env_int("MAX_CONTENT_LENGTH", 64 * 1024)
 
@@ -193,6 +207,7 @@ class Config:
             "core.observability",
             "core.privacy",
             "workers.ops_cli",
+            "dashboard",
         ]
 
         # --- sync workers ---
