@@ -1,8 +1,11 @@
 """A customer's personal data: show it masked, export it, erase it.
 
-* `mask_phone` / `mask_email` and the Jinja filters `masked_phone` / `masked_email`
-  (registered by `init_app`): dashboard viewers see `+49 …78` and `e…@example.com`;
-  operators and admins see the value itself.
+* `shows_contact(user)` — the one decision: operators and admins see customers' phone
+  numbers and e-mails, viewers (and anyone not signed in) see them masked. The Jinja
+  filters `masked_phone` / `masked_email` (`+49 …78`, `e…@example.com`) and
+  `masked_text` (numbers and addresses inside free text: notes, error messages,
+  review reasons) ask it; templates that link a number (`tel:`) ask the template
+  global `shows_contact()`. All registered by `init_app`.
 * `export_customer(session, customer_id)` → a JSON-serialisable dict of the person
   and their appointments (`flask customers export`).
 * `erase_customer(session, customer_id, actor=…)`: the person is anonymised (name
@@ -22,6 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.clock import utcnow
+from core.logs import mask_pii
 from core.models import Appointment, AuditEvent, Company, Customer, Role
 
 ERASED_NAME = "Gelöschte Person"
@@ -50,23 +54,35 @@ def mask_email(email: str | None) -> str:
     return f"{local[:1]}…@{domain}"
 
 
-def _sees_personal_data() -> bool:
-    """Operators and admins see phone numbers and e-mails; viewers (and nobody) do not."""
-    try:
-        user = current_user._get_current_object()
-    except Exception:  # no request or no login set-up: show nothing personal
-        return False
+def shows_contact(user=None) -> bool:
+    """May `user` (default: the signed-in user) see customers' phone numbers and
+    e-mails in clear? Operators and admins call and write to customers; viewers only
+    read the dashboard, and nobody signed in sees anything personal."""
+    if user is None:
+        try:
+            user = current_user._get_current_object()
+        except Exception:  # no request or no login set-up: show nothing personal
+            return False
     if user is None or not getattr(user, "is_authenticated", False):
         return False
     return user.can(Role.OPERATOR)
 
 
 def masked_phone_filter(phone: str | None) -> str:
-    return (phone or "") if _sees_personal_data() else mask_phone(phone)
+    return (phone or "") if shows_contact() else mask_phone(phone)
 
 
 def masked_email_filter(email: str | None) -> str:
-    return (email or "") if _sees_personal_data() else mask_email(email)
+    return (email or "") if shows_contact() else mask_email(email)
+
+
+def masked_text_filter(text: str | None) -> str:
+    """Free text a person or Cal.com wrote (notes, error messages, review reasons) may
+    hold a phone number or an e-mail: masked inside the text, as in the logs. Numbers
+    are recognised in international format (`+49…`, how Slotguard stores them)."""
+    if not text:
+        return text or ""
+    return text if shows_contact() else mask_pii(text)
 
 
 def validate_phone(raw: str) -> str:
@@ -147,7 +163,9 @@ def _iso(moment) -> str | None:
 def init_app(app: Flask) -> None:
     app.add_template_filter(masked_phone_filter, "masked_phone")
     app.add_template_filter(masked_email_filter, "masked_email")
+    app.add_template_filter(masked_text_filter, "masked_text")
+    app.add_template_global(shows_contact, "shows_contact")
 
 
 __all__ = ["ERASED_NAME", "PrivacyError", "erase_customer", "export_customer", "find_customers", "mask_email",
-           "mask_phone", "validate_phone"]
+           "mask_phone", "shows_contact", "validate_phone"]

@@ -30,6 +30,9 @@ from dashboard.list_filters import ListFilters
 from monitoring.settings import current_settings
 
 RECENT_FAILURES_WINDOW = timedelta(hours=24)
+MAX_ID = 2**31 - 1  # the largest value of an INTEGER id column
+# The shortest national number a whole-number search accepts ("030 1234" has 7 digits).
+MIN_WHOLE_NUMBER_DIGITS = 6
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,8 @@ class FilterChoices:
     error_codes: list[str]
 
 
-def _conditions(filters: ListFilters, company_id: int | None, now: datetime, tz_name: str, limits: AgeLimits) -> list:
+def _conditions(filters: ListFilters, company_id: int | None, now: datetime, tz_name: str, limits: AgeLimits,
+                partial_phone: bool) -> list:
     """WHERE clauses for the filters; `company_id` (the user's scope) always wins."""
     where = []
     if company_id is not None:
@@ -114,14 +118,45 @@ def _conditions(filters: ListFilters, company_id: int | None, now: datetime, tz_
         where.append(Appointment.id.in_(filters.id_list))
     if filters.q:
         needle = filters.q.lower()
-        digits = "".join(ch for ch in filters.q if ch.isdigit())
         matches = [func.lower(Customer.name).contains(needle, autoescape=True)]
-        for number in _phone_fragments(digits):
-            matches.append(Customer.phone.contains(number, autoescape=True))
-        if filters.q.isdigit():
+        matches += _phone_matches(filters.q, partial=partial_phone)
+        # A long run of digits is a phone number, not an id (and would overflow
+        # PostgreSQL's integer column).
+        if filters.q.isdigit() and int(filters.q) <= MAX_ID:
             matches.append(Appointment.id == int(filters.q))
         where.append(or_(*matches))
     return where
+
+
+def _phone_matches(typed: str, *, partial: bool) -> list:
+    """Conditions on the customer's stored E.164 number for what someone typed."""
+    digits = "".join(ch for ch in typed if ch.isdigit())
+    if partial:
+        return [Customer.phone.contains(number, autoescape=True) for number in sorted(_phone_fragments(digits))]
+    return _whole_number_matches(typed.strip(), digits)
+
+
+def _whole_number_matches(typed: str, digits: str) -> list:
+    """For users who see numbers masked: only the whole number finds its customer.
+
+    A part of a number would be an oracle: typing "+49151 1", "+49151 12", … and
+    watching which masked rows stay, anyone could read a masked number digit by
+    digit. So the number must be complete: international ("+49 151 …", "0049 151 …")
+    equal to the stored one; national ("0151 …", or without the 0) equal to all of
+    it after a country code of one to three digits.
+    """
+    if len(digits) < MIN_WHOLE_NUMBER_DIGITS:
+        return []
+    if typed.startswith("+"):
+        return [Customer.phone == "+" + digits]
+    if digits.startswith("00"):
+        return [Customer.phone == "+" + digits[2:]]
+    national = digits[1:] if digits.startswith("0") else digits
+    matches = [and_(Customer.phone.endswith(national, autoescape=True),
+                    func.length(Customer.phone).between(len(national) + 2, len(national) + 4))]
+    if not digits.startswith("0"):  # "4915112345678": international without the plus
+        matches.append(Customer.phone == "+" + digits)
+    return matches
 
 
 def _phone_fragments(digits: str) -> set[str]:
@@ -156,9 +191,13 @@ def _ordering(filters: ListFilters) -> list:
 
 
 def appointment_page(session: Session, filters: ListFilters, *, company_id: int | None, now: datetime,
-                     tz_name: str, limits: AgeLimits = AgeLimits()) -> Page:
-    """One page of the filtered, sorted list: a count query and a rows query."""
-    where = _conditions(filters, company_id, now, tz_name, limits)
+                     tz_name: str, limits: AgeLimits = AgeLimits(), partial_phone: bool = True) -> Page:
+    """One page of the filtered, sorted list: a count query and a rows query.
+
+    `partial_phone`: a search finds numbers by any part of them (for users who see
+    numbers in clear); False: by the whole number only (see `_whole_number_matches`).
+    """
+    where = _conditions(filters, company_id, now, tz_name, limits, partial_phone)
     total = session.scalar(
         select(func.count(Appointment.id)).join(Appointment.customer).where(*where)
     ) or 0

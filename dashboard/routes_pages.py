@@ -9,6 +9,7 @@ from flask_login import current_user
 from core.clock import utcnow
 from core.extensions import db
 from core.models import Appointment, Role
+from core.privacy import shows_contact
 from core.redis_client import get_redis
 from core.sync_control import RESOLUTIONS, ActionResult, resolve_manual_review, retry_sync
 from dashboard import bp, health_tiles, metrics_source, queue_snapshot, trends
@@ -71,8 +72,10 @@ def _list_context(filters: ListFilters, errors: list[str] = (), **extra) -> dict
         # Filters that cannot be applied list nothing, rather than everything.
         page = Page(items=[], total=0, page=1, per_page=filters.per_page)
     else:
+        # Who sees numbers masked may find a customer by the whole number only.
         page = appointment_page(db.session, filters, company_id=scope, now=utcnow(),
-                                tz_name=current_app.config["TZ_DEFAULT"], limits=limits)
+                                tz_name=current_app.config["TZ_DEFAULT"], limits=limits,
+                                partial_phone=shows_contact())
     ages = {"stale": f"Stale (pending over {limit_text(limits.stale_after)})",
             "ancient": f"Ancient (failed over {limit_text(limits.ancient_after)})"}
     choices = filter_choices(db.session, company_id=scope)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+from flask import g
 from sqlalchemy import func, select
 
 from core.accounts import create_user
@@ -27,6 +28,9 @@ def sign_in(client, user):
     with client.session_transaction() as session:
         session["_user_id"] = str(user.id)
         session["_fresh"] = True
+    # The `app` fixture keeps one app context across requests, and Flask-Login caches
+    # the loaded user on `g`: forget it, so a test can switch users.
+    g.pop("_login_user", None)
     return user
 
 
