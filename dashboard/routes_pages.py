@@ -12,7 +12,7 @@ from core.models import Appointment, Role
 from core.privacy import shows_contact
 from core.redis_client import get_redis
 from core.sync_control import RESOLUTIONS, ActionResult, resolve_manual_review, retry_sync
-from dashboard import bp, health_tiles, metrics_source, queue_snapshot, trends
+from dashboard import bp, health_tiles, metrics_source, queue_snapshot, reconciliation_runs, trends
 from dashboard.access import company_scope, role_required
 from dashboard.appointment_queries import (
     AgeLimits,
@@ -257,8 +257,45 @@ def _scope() -> dict:
 
 @bp.get("/trends")
 def trends_page():
+    scope = company_scope()
+    runs = reconciliation_runs.recent_runs(db.session)
+    nightly = reconciliation_runs.latest_nightly(db.session)
     return render_template("dashboard/trends.html", failure_windows=trends.FAILURE_WINDOWS,
-                           scoped=company_scope() is not None)
+                           scoped=scope is not None, runs=runs, runs_in_full=reconciliation_runs.runs_in_full(scope),
+                           kinds=reconciliation_runs.kinds_of(runs), nightly=nightly,
+                           nightly_late=reconciliation_runs.nightly_is_late(nightly, utcnow()),
+                           **_run_helpers())
+
+
+def _run_helpers() -> dict:
+    return {"kind_label": reconciliation_runs.kind_label, "window_days": reconciliation_runs.window_days,
+            "run_statuses": reconciliation_runs.STATUS_LABELS, "handlings": reconciliation_runs.HANDLING_LABELS,
+            "late_after": limit_text(reconciliation_runs.NIGHTLY_LATE_AFTER)}
+
+
+RUNS_SPAN_COMPANIES = ("A reconciliation run compares every company's bookings at once; its counts and findings "
+                       "are shown to users who see all companies. Your company's appointments it flagged are in "
+                       "your manual-review list.")
+
+
+@bp.get("/trends/reconciliation.json")
+def trend_reconciliation():
+    if not reconciliation_runs.runs_in_full(company_scope()):
+        return jsonify(error=RUNS_SPAN_COMPANIES), 403
+    return jsonify(reconciliation_runs.drift_per_night(db.session, now=utcnow()))
+
+
+@bp.get("/trends/reconciliation/<int:run_id>")
+def reconciliation_run(run_id: int):
+    """One run: its numbers, errors and findings; below the runs table for htmx."""
+    if not reconciliation_runs.runs_in_full(company_scope()):
+        abort(403, RUNS_SPAN_COMPANIES)
+    run = reconciliation_runs.load_run(db.session, run_id)
+    if run is None:
+        abort(404)
+    return page_or_fragment("dashboard/reconciliation_run.html", "dashboard/_reconciliation_run.html",
+                            target="reconciliation-run", run=run, summary=reconciliation_runs.findings_of(run),
+                            **_run_helpers())
 
 
 @bp.get("/trends/daily-success.json")

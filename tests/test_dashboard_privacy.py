@@ -18,6 +18,7 @@ from sqlalchemy import select
 from core.extensions import db
 from core.models import (
     AppointmentStatus,
+    ReconciliationRun,
     AuditEvent,
     Customer,
     Role,
@@ -66,8 +67,18 @@ def private_world(app, clock):
     cancelled = book(world, TUESDAY + timedelta(hours=2))  # Erika's
     cancelled.status = AppointmentStatus.CANCELLED
     cancelled.cancellation_reason = f"Abgesagt per Mail von {NOTE_EMAIL}"
+    # A reconciliation finding names the Cal.com attendee, who may have typed an address as name.
+    run = ReconciliationRun(
+        started_at=clock.utcnow() - timedelta(hours=6), finished_at=clock.utcnow() - timedelta(hours=5),
+        window_from=TUESDAY - timedelta(days=2), window_to=TUESDAY + timedelta(days=5), trigger="schedule",
+        status="errors", drift_total=1, flagged=1, counts={"time_mismatch": 1},
+        findings=[{"kind": "time_mismatch", "handling": "flagged", "appointment_id": troubled.id,
+                   "booking_uid": "bk_9", "event_type_id": None,
+                   "message": f"Cal.com booking bk_9 ({NOTE_EMAIL} with Anna, …) does not match …"}],
+        errors=[f"appointment {troubled.id}: time_mismatch not handled (attendee {PHONE})"])
+    db.session.add(run)
     db.session.commit()
-    return {"troubled": troubled.id, "cancelled": cancelled.id, "lena": lena.id}
+    return {"troubled": troubled.id, "cancelled": cancelled.id, "lena": lena.id, "run": run.id}
 
 
 def personal_data() -> set[str]:
@@ -105,7 +116,7 @@ def responses(client, urls):
 
 
 def examples_for(world) -> dict[str, int]:
-    return {"appointment_id": world["troubled"]}
+    return {"appointment_id": world["troubled"], "run_id": world["run"]}
 
 
 def test_a_viewer_never_sees_a_phone_number_or_email_anywhere(app, client, private_world):
@@ -133,6 +144,8 @@ def test_a_viewer_sees_contact_details_masked_and_no_call_link(client, private_w
     assert "Kundin ruft zurück von +49…56" in page
     row = text_of(client.get(f"{LIST}?q=Vogel"))
     assert "+49 …78" in row
+    run = squash(text_of(client.get(f"/dashboard/trends/reconciliation/{private_world['run']}")))
+    assert "Cal.com booking bk_9 (b…@….de with Anna, …)" in run and "(attendee +49…78)" in run
 
 
 @pytest.mark.parametrize("role", [Role.OPERATOR, Role.ADMIN])
@@ -146,6 +159,8 @@ def test_operators_and_admins_see_them_in_clear(client, private_world, role):
     cancelled = text_of(client.get(f"/dashboard/appointments/{private_world['cancelled']}"))
     assert f"Abgesagt per Mail von {NOTE_EMAIL}" in cancelled
     assert PHONE in text_of(client.get(f"{LIST}?q=Vogel"))
+    run = text_of(client.get(f"/dashboard/trends/reconciliation/{private_world['run']}"))
+    assert NOTE_EMAIL in run and PHONE in run
 
 
 def test_the_row_an_operator_acts_on_shows_the_number_in_clear(client, private_world):

@@ -91,5 +91,6 @@ def test_trends_page_has_four_labelled_charts_fed_by_the_endpoints(client, two_c
     for src in ("/dashboard/trends/daily-success.json", "/dashboard/trends/failure-reasons.json?window=7d",
                 "/dashboard/trends/retry-success.json", "/dashboard/trends/calcom.json"):
         assert f'data-src="{src}"' in html
-    assert html.count('role="img"') == 4 and html.count("Show the numbers as a table") == 4
+    # ... and the drift-per-night chart of the reconciliation runs (test_dashboard_reconciliation).
+    assert html.count('role="img"') == 5 and html.count("Show the numbers as a table") == 5
     assert "/static/vendor/chart-4.6.1.umd.min.js" in html and "/static/js/trends.js" in html

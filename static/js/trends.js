@@ -39,6 +39,15 @@
       ], "ms");
       config.options.scales.y1 = { position: "right", beginAtZero: true, max: 100, title: { display: true, text: "% errors" }, grid: { drawOnChartArea: false } };
       return config;
+    },
+    "reconciliation": function (d) {
+      var colours = [palette.red, palette.amber, palette.blue, palette.grey, palette.green];
+      var datasets = d.kinds.map(function (kind, i) {
+        return { label: kind.label, data: d.counts[kind.key], backgroundColor: colours[i % colours.length], stack: "drift" };
+      });
+      var config = lineOrBar("bar", d.labels, datasets, "differences");
+      config.options.scales = { x: { stacked: true }, y: { stacked: true, beginAtZero: true, ticks: { precision: 0 }, title: { display: true, text: "differences" } } };
+      return config;
     }
   };
 
@@ -46,20 +55,31 @@
     "daily-success": [["Day", "labels"], ["Success %", "rate_percent"], ["Attempts", "attempts"]],
     "failure-reasons": [["Error code", "labels"], ["Count", "counts"]],
     "retry-success": [["Day", "labels"], ["Retries succeeded %", "rate_percent"], ["Retries", "retries"]],
-    "calcom": [["Day", "labels"], ["Calls", "calls"], ["Average ms", "avg_ms"], ["Slowest ms", "max_ms"], ["Errors %", "error_percent"]]
+    "calcom": [["Day", "labels"], ["Calls", "calls"], ["Average ms", "avg_ms"], ["Slowest ms", "max_ms"], ["Errors %", "error_percent"]],
+    // One column per drift kind the endpoint lists.
+    "reconciliation": function (d) {
+      return [["Day", "labels"], ["Run", "run_ids"]]
+        .concat(d.kinds.map(function (kind) { return [kind.label, "counts." + kind.key]; }))
+        .concat([["Total", "drift_total"], ["Repaired", "repaired"], ["Flagged", "flagged"], ["Errors", "errors"]]);
+    }
   };
+
+  // A column's values: "avg_ms" is data.avg_ms, "counts.time_mismatch" data.counts.time_mismatch.
+  function valuesOf(data, path) {
+    return path.split(".").reduce(function (value, key) { return value ? value[key] : undefined; }, data) || [];
+  }
 
   function renderTable(key, data) {
     var holder = document.querySelector('[data-table-for="' + key + '"]');
     if (!holder) return;
-    var columns = tableColumns[key];
+    var columns = typeof tableColumns[key] === "function" ? tableColumns[key](data) : tableColumns[key];
     var table = document.createElement("table");
     var head = table.createTHead().insertRow();
     columns.forEach(function (c) { var th = document.createElement("th"); th.scope = "col"; th.textContent = c[0]; head.appendChild(th); });
     var body = table.createTBody();
     (data.labels || []).forEach(function (_, i) {
       var row = body.insertRow();
-      columns.forEach(function (c) { var v = data[c[1]][i]; row.insertCell().textContent = v === null || v === undefined ? "—" : v; });
+      columns.forEach(function (c) { var v = valuesOf(data, c[1])[i]; row.insertCell().textContent = v === null || v === undefined ? "—" : v; });
     });
     holder.replaceChildren(data.labels && data.labels.length ? table : document.createTextNode("No data."));
   }
