@@ -111,14 +111,23 @@ def build_tiles(scope: dict[str, Any], limits: AgeLimits) -> list[Tile]:
     ]
 
 
+# Alerts whose "what to do" is on another page: (endpoint, anchor, link text).
+ALERT_PAGES = {
+    "reconcile_drift": ("dashboard.trends_page", "reconciliation", "Open the reconciliation runs and their findings"),
+}
+
+
 def alert_rows(scope: dict[str, Any]) -> list[dict[str, Any]]:
-    """Active alerts, critical first, each with a link to the appointments it names."""
+    """Active alerts, critical first, each with a link to the appointments it names
+    (and to the page it is about, if any)."""
     rows = []
     for alert in sorted(scope["alerts"], key=lambda a: -SEVERITY_ORDER.index(a.get("severity", "warning"))):
         ids = [int(i) for i in alert.get("appointment_ids") or []]
+        page = ALERT_PAGES.get(alert.get("kind"))
         rows.append({
             **alert,
             "href": _list(id_list=",".join(str(i) for i in ids), sort="requested", direction="asc") if ids else None,
+            "page_link": (url_for(page[0], _anchor=page[1]), page[2]) if page else None,
         })
     return rows
 

@@ -89,9 +89,24 @@ class ListFilters:
         return self.to_args(sort=key, direction=direction, page=1)
 
 
-def parse_filters(args: Mapping[str, str], *, per_page_default: int = 25) -> ListFilters:
-    """Read filters from request arguments; raises `FilterError` listing every bad value."""
+def filter_names() -> list[str]:
+    """The query-string names the list understands."""
+    return [f.name for f in fields(ListFilters) if f.name != "default_per_page"]
+
+
+def parse_filters(args: Mapping[str, str], *, per_page_default: int = 25, strict: bool = False) -> ListFilters:
+    """Read filters from request arguments; raises `FilterError` listing every bad value.
+
+    `strict`: a name the list does not know is an error too (a link from an alert or a
+    colleague that says `manual_review=1` must not quietly show the whole list). Form
+    posts carry other fields (the note, the selected rows) and are read leniently.
+    """
     errors: list[str] = []
+    if strict:
+        known = filter_names()
+        for name in args:
+            if name not in known:
+                errors.append(f"Unknown filter {name[:40]!r}; the list understands: {', '.join(known)}.")
 
     def text(name: str) -> str | None:
         value = (args.get(name) or "").strip()

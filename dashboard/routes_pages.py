@@ -92,17 +92,17 @@ def _list_context(filters: ListFilters, errors: list[str] = (), **extra) -> dict
     }
 
 
-def _parse_or_errors(args) -> tuple[ListFilters, list[str]]:
+def _parse_or_errors(args, strict: bool = False) -> tuple[ListFilters, list[str]]:
     per_page = current_app.config["DASHBOARD_PAGE_SIZE"]
     try:
-        return parse_filters(args, per_page_default=per_page), []
+        return parse_filters(args, per_page_default=per_page, strict=strict), []
     except FilterError as error:
         return ListFilters(per_page=per_page, default_per_page=per_page), error.messages
 
 
 @bp.get("/appointments")
 def appointments():
-    filters, errors = _parse_or_errors(request.args)
+    filters, errors = _parse_or_errors(request.args, strict=True)
     list_url = url_for("dashboard.appointments", **filters.to_args())
     context = _list_context(filters, errors=errors)
     # The address bar shows the canonical URL of the filters (no empty fields), so

@@ -38,13 +38,23 @@ log = logging.getLogger("calcom")
 TRIGGER, ESCALATE, REMIND, RESOLVE = "trigger", "escalate", "remind", "resolve"
 ACTION_WORDS = {TRIGGER: "new", ESCALATE: "escalated", REMIND: "still open", RESOLVE: "resolved"}
 
-# The dashboard's appointment list, filtered to what an alert is about.
+# The dashboard's appointment list, filtered to what an alert is about — in the list's
+# own query parameters (dashboard/list_filters.py; it refuses names it does not know),
+# oldest request first like the alert's ids. tests/test_dashboard_alert_links.py opens
+# each link and checks it lists exactly the alert's appointments.
+OLDEST_FIRST = {"sort": "requested", "direction": "asc"}
 ALERT_LIST_FILTERS = {
-    "manual_review": {"manual_review": "1"},
-    "failed_ancient": {"sync_status": "failed", "ancient": "1"},
-    "pending_stale": {"sync_status": "pending", "stale": "1"},
-    "pending_backlog": {"sync_status": "pending"},
-    "failure_rate": {"sync_status": "failed"},
+    "manual_review": {"review": "1", **OLDEST_FIRST},
+    "failed_ancient": {"sync_status": "failed", "age": "ancient", **OLDEST_FIRST},
+    "pending_stale": {"sync_status": "pending", "age": "stale", **OLDEST_FIRST},
+    "pending_backlog": {"sync_status": "pending", **OLDEST_FIRST},
+    # The rate counts failed and retried attempts (most of them on still-pending
+    # appointments): the list of appointments with such an attempt in the last 24 h.
+    "failure_rate": {"had_failures": "1", **OLDEST_FIRST},
+}
+# Alerts about something other than a set of appointments open a dashboard page.
+ALERT_PAGES = {
+    "reconcile_drift": "/dashboard/trends#reconciliation",  # the runs and their findings
 }
 
 
@@ -89,10 +99,10 @@ def appointments_list_url(base_url: str | None, kind: str, company_id: int | Non
     if not base_url:
         return None
     if kind not in ALERT_LIST_FILTERS:
-        return f"{base_url}/dashboard/"
+        return base_url + ALERT_PAGES.get(kind, "/dashboard/")
     params = dict(ALERT_LIST_FILTERS[kind])
     if company_id is not None:
-        params["company"] = str(company_id)
+        params["company_id"] = str(company_id)
     return f"{base_url}/dashboard/appointments?{urlencode(params)}"
 
 

@@ -39,7 +39,7 @@ def test_daily_digest_has_counts_reasons_and_the_review_list_once_a_day(vendors,
     assert lines[0].startswith(f"  #{first.id} · Salon A · Erika Mustermann · ")
     assert "error http_422: unknown event type · review: Cal.com refused the booking" in lines[0]
     assert lines[1].startswith(f"  #{second.id} · Salon A")
-    assert lines[2] == f"  Open the list: {BASE_URL}/dashboard/appointments?manual_review=1"
+    assert lines[2] == f"  Open the list: {BASE_URL}/dashboard/appointments?review=1&sort=requested&direction=asc"
 
     assert send_daily_digest(db.session) == "skipped: already sent today"
     assert monitoring_jobs.send_daily_digest() == "skipped: already sent today"  # the scheduled job

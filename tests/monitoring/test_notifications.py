@@ -38,7 +38,7 @@ def test_first_run_sends_each_vendor_its_real_payload(vendors, runner, review_ca
     result = runner.invoke(args=COMMAND)
     assert result.exit_code == 1
     assert "Notifications: log 1 sent; slack 1 sent; email 1 sent; pagerduty 1 sent" in result.output
-    list_url = f"{BASE_URL}/dashboard/appointments?manual_review=1&company={cid}"
+    list_url = f"{BASE_URL}/dashboard/appointments?review=1&sort=requested&direction=asc&company_id={cid}"
 
     [slack] = vendors.slack.requests
     assert slack.path == "/services/T0SLOT/B0GUARD/sl4ckS3cretT0ken"
