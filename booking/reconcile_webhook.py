@@ -12,7 +12,10 @@
   catch, handed to a person with everything needed to call one customer.
 * BOOKING_CANCELLED: cancel the matching appointment locally and free its slot (no
   sync back; for a composite appointment the remaining step bookings are cancelled
-  in Cal.com by a normal sync). Our own cancel echoed back confirms the sync.
+  in Cal.com by a normal sync). Our own cancel echoed back confirms the sync. The
+  sync worker's own rollback of a partly booked composite appointment (reason
+  `Slotguard rollback (appointment <id>)`, see `calcom.metadata.rollback_reason`)
+  only forgets that booking's uid: the appointment stays as the sync left it.
 * BOOKING_RESCHEDULED: move the matching appointment (new uid) through the guard; a
   refused move flags the appointment for review. Our own reschedule echoed back
   confirms the sync. A reschedule of a booking we never stored is imported like a
@@ -37,7 +40,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from calcom.client import Attendee, parse_time
-from calcom.metadata import appointment_id_from, segment_from
+from calcom.metadata import appointment_id_from, is_rollback_of, segment_from
 from calcom.webhooks import BOOKING_CANCELLED, BOOKING_CREATED, BOOKING_RESCHEDULED, PING
 from core.booking_guard import (
     Interval,
@@ -501,6 +504,8 @@ def _cancelled(session: Session, event: CalcomEvent) -> Outcome:
     appointment, segment = appointment_by_uid(session, event.uid)
     if appointment is None:
         return Outcome("unknown", f"no appointment has Cal.com booking {event.uid}; nothing to cancel")
+    if appointment.is_active and is_rollback_of(appointment.id, event.cancellation_reason, event.metadata):
+        return _rolled_back(session, appointment, event)
     if appointment.status == AppointmentStatus.CANCELLED:
         if appointment.sync_action == SyncAction.CANCEL and appointment.sync_status != SyncStatus.SYNCED \
                 and not _other_step_bookings(appointment, event.uid):
@@ -523,6 +528,26 @@ def _cancelled(session: Session, event: CalcomEvent) -> Outcome:
     if others:
         _enqueue_after_commit(session, appointment)
     return Outcome("cancelled", f"appointment {appointment.id} cancelled because Cal.com cancelled {event.uid}",
+                   appointment.id)
+
+
+def _rolled_back(session: Session, appointment: Appointment, event: CalcomEvent) -> Outcome:
+    """The sync worker cancelled this booking to undo a partly booked composite
+    appointment. The customer did not cancel: the appointment keeps its slot and the
+    sync state (failed + manual review, or still being worked on) the worker gives it.
+    Only the uid goes, so that a retried sync books afresh and nothing later mistakes
+    the dead booking for the appointment's."""
+    forgotten = []
+    for holder in [appointment, *appointment.segments]:
+        if holder.calcom_booking_uid == event.uid:
+            holder.calcom_booking_uid = None
+            holder.calcom_booking_id = None
+            forgotten.append("appointment" if holder is appointment else f"segment {holder.position}")
+    note = (f"Cal.com cancelled booking {event.uid} because Slotguard rolled back a partly booked composite "
+            f"appointment; the appointment stays {appointment.status.value} (sync {appointment.sync_status.value}).")
+    _audit(session, "calcom_rollback_seen", appointment.id, note, uid=event.uid, forgotten=forgotten,
+           reason=event.cancellation_reason)
+    return Outcome("rollback", f"Slotguard's own rollback of {event.uid}; appointment {appointment.id} unchanged",
                    appointment.id)
 
 

@@ -406,6 +406,42 @@ def test_cancelling_one_step_in_calcom_cancels_the_appointment_and_queues_the_re
     assert job is not None and job.args == (local.id, "cancel", local.sync_version)
 
 
+def test_our_rollback_of_a_step_only_forgets_its_uid(client, world):
+    from calcom.metadata import rollback_reason
+
+    local = colour_appointment(world)
+    deliver(client, step_payload(BOOKING_CREATED, local, 0, "step_0"))
+    response = deliver(client, payload(BOOKING_CANCELLED, uid="step_0", reason=rollback_reason(local.id)))
+    assert response.json["result"] == "rollback"
+    db.session.refresh(local)
+    assert local.status == AppointmentStatus.BOOKED and all(s.active for s in local.segments)
+    assert local.sync_action == SyncAction.CREATE and local.sync_version == 1  # no cancel requested
+    assert [s.calcom_booking_uid for s in local.segments] == [None, None]
+
+
+@pytest.mark.parametrize("reason, metadata_names", [
+    ("Slotguard rollback: customer called", None),  # no appointment named: a person typed this
+    ("Slotguard rollback (appointment 999): …", None),  # names another appointment
+    ("Kundin hat abgesagt", "this"),  # our booking, but a real cancellation
+    ("rollback of this appointment", "another"),  # the payload's metadata says it is another's
+])
+def test_a_cancellation_that_is_not_our_rollback_of_this_appointment_cancels_it(
+        client, world, reason, metadata_names):
+    from calcom.metadata import rollback_reason
+
+    local = colour_appointment(world)
+    deliver(client, step_payload(BOOKING_CREATED, local, 0, "step_0"))
+    if reason == "rollback of this appointment":
+        reason = rollback_reason(local.id)
+    cancelled = payload(BOOKING_CANCELLED, uid="step_0", reason=reason)
+    if metadata_names is not None:
+        cancelled["payload"]["metadata"] = {APPOINTMENT_KEY: str(local.id if metadata_names == "this" else 999)}
+    response = deliver(client, cancelled)
+    assert response.json["result"] == "cancelled"
+    db.session.refresh(local)
+    assert local.status == AppointmentStatus.CANCELLED
+
+
 def test_our_reschedule_of_both_steps_confirms_after_the_second(client, world):
     local = colour_appointment(world)
     deliver(client, step_payload(BOOKING_CREATED, local, 0, "step_0"))

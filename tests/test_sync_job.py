@@ -433,8 +433,54 @@ def test_a_composite_segment_that_cannot_be_booked_rolls_back_the_others(app, so
     (first_segment,) = bookings_of(calcom, appointment.id, live_only=False)
     assert first_segment.status == "cancelled" and first_segment.start == TEN
     # The BOOKING_CANCELLED webhook can tell our undo from a customer's cancellation.
-    assert first_segment.cancellation_reason.startswith("Slotguard rollback")
+    assert first_segment.cancellation_reason.startswith(f"Slotguard rollback (appointment {appointment.id})")
     assert [s.calcom_booking_uid for s in appointment.segments] == [None, None]
+
+
+@pytest.mark.parametrize("webhooks_arrive", ["before_the_result_is_written", "after_the_result_is_written"])
+def test_the_webhook_of_our_own_rollback_leaves_the_appointment_as_the_sync_left_it(
+        app, solo_world, calcom, live_slotguard, monkeypatch, webhooks_arrive):
+    """The segment that was booked echoes back (BOOKING_CREATED stores its uid), then
+    our rollback cancels it (BOOKING_CANCELLED). Whichever comes first — the webhooks
+    or the worker writing its result — the customer keeps the appointment, flagged."""
+    foreign_booking(calcom, TEN + timedelta(minutes=70))  # in the way of the second work segment
+    calcom.send_webhooks_to(live_slotguard + "/webhooks/calcom", app.config["CALCOM_WEBHOOK_SECRET"])
+    gate = threading.Event()
+    if webhooks_arrive == "before_the_result_is_written":
+        gate.set()
+        finish = sync_module.finish_attempt
+
+        def finish_after_the_webhooks(*args, **kwargs):
+            calcom.wait_for_webhooks()
+            return finish(*args, **kwargs)
+
+        monkeypatch.setattr(sync_module, "finish_attempt", finish_after_the_webhooks)
+    else:
+        deliver = calcom.emulator.webhooks._deliver
+
+        def deliver_when_the_job_is_done(*args):
+            assert gate.wait(10)
+            return deliver(*args)
+
+        monkeypatch.setattr(calcom.emulator.webhooks, "_deliver", deliver_when_the_job_is_done)
+    appointment = request_sync_job(composite(app, solo_world))
+
+    run_sync_jobs(app)
+    gate.set()
+    calcom.wait_for_webhooks()
+
+    assert [(d["trigger"], d["status"]) for d in calcom.deliveries] == [
+        ("BOOKING_CREATED", 200), ("BOOKING_CANCELLED", 200)]
+    assert '"result":"rollback"' in calcom.deliveries[1]["response"].replace(" ", "")
+    appointment = reload(appointment.id)
+    assert appointment.is_active and all(s.active for s in appointment.segments)
+    assert appointment.sync_status == SyncStatus.FAILED and appointment.requires_manual_review
+    assert "segment 2 of 2 (Auswaschen, 11:10–11:40)" in appointment.manual_review_reason
+    assert appointment.calcom_booking_uid is None
+    assert [s.calcom_booking_uid for s in appointment.segments] == [None, None]
+    audit = db.session.scalar(select(AuditEvent).where(AuditEvent.appointment_id == appointment.id,
+                                                       AuditEvent.action == "calcom_rollback_seen"))
+    assert audit is not None and audit.details["uid"] == calcom.deliveries[1]["uid"]
 
 
 def test_a_composite_move_later_moves_every_segment(app, solo_world, calcom):
