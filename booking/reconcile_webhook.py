@@ -22,6 +22,11 @@
   new one.
 * Replays change nothing: each delivery is remembered in `WebhookDelivery` (same
   trigger, uid and body), in the same transaction as its changes.
+* Every booking event means Cal.com's calendar changed: once the transaction is
+  committed, the cached Cal.com slots (`calcom.slot_cache`) of the booking's day —
+  and for a reschedule the old day too — are dropped for every event type its host
+  takes part in. Redis being down never fails the webhook (the entries then expire
+  after `SLOT_CACHE_SECONDS`).
 
 Each handler takes a session and a parsed `CalcomEvent` and returns an `Outcome`.
 """
@@ -41,6 +46,7 @@ from sqlalchemy.orm import Session
 
 from calcom.client import Attendee, parse_time
 from calcom.metadata import appointment_id_from, is_rollback_of, segment_from
+from calcom.slot_cache import invalidate_quietly as invalidate_slot_cache
 from calcom.webhooks import BOOKING_CANCELLED, BOOKING_CREATED, BOOKING_RESCHEDULED, PING
 from core.booking_guard import (
     Interval,
@@ -54,6 +60,7 @@ from core.booking_guard import (
     request_sync,
 )
 from core.clock import to_local, utcnow
+from core.event_types import event_types_of_staff
 from core.models import (
     Appointment,
     AppointmentSegment,
@@ -98,6 +105,7 @@ class CalcomEvent:
     cancellation_reason: str | None = None
     previous_uid: str | None = None
     previous_id: int | None = None
+    previous_start: datetime | None = None  # a reschedule's old start
 
 
 @dataclass
@@ -166,6 +174,7 @@ def parse_event(body: bytes) -> CalcomEvent:
         else None,
         previous_uid=previous_uid.strip() if isinstance(previous_uid, str) else None,
         previous_id=_int(payload.get("rescheduleId"), "rescheduleId"),
+        previous_start=_optional_time(payload.get("rescheduleStartTime")),
     )
 
 
@@ -174,6 +183,14 @@ def _time(payload: dict, name: str, trigger: str) -> datetime:
         return parse_time(payload.get(name))
     except ValueError:
         raise MalformedWebhook(f"{trigger} payload.{name} must be an ISO 8601 time with offset") from None
+
+
+def _optional_time(value: Any) -> datetime | None:
+    """A time only used to find stale cached slots: unreadable is simply unknown."""
+    try:
+        return parse_time(value) if value else None
+    except ValueError:
+        return None
 
 
 def _int(value: Any, name: str) -> int | None:
@@ -209,6 +226,7 @@ def handle_event(session: Session, event: CalcomEvent) -> Outcome:
     if event.trigger not in BOOKING_TRIGGERS:
         return Outcome("ignored", f"{event.trigger} is not a trigger Slotguard reconciles")
     if _already_processed(session, event):
+        _forget_cached_slots(event, _affected_event_types(session, event))
         return Outcome("replay", "this delivery was already processed; nothing changed")
     handler = {BOOKING_CREATED: _created, BOOKING_CANCELLED: _cancelled, BOOKING_RESCHEDULED: _rescheduled}
     try:
@@ -217,13 +235,34 @@ def handle_event(session: Session, event: CalcomEvent) -> Outcome:
             session.add(WebhookDelivery(source=SOURCE, event_key=event.key, trigger=event.trigger,
                                         result=f"{outcome.result}: {outcome.message}"[:200]))
             session.flush()
+            event_types = _affected_event_types(session, event)
     except IntegrityError:
         # The same delivery processed concurrently by another worker won the unique key.
         if _already_processed(session, event):
             return Outcome("replay", "this delivery was already processed; nothing changed")
         raise
+    _forget_cached_slots(event, event_types)  # committed: the next availability check asks Cal.com
     log.info("Cal.com %s %s: %s (%s)", event.trigger, event.uid, outcome.result, outcome.message)
     return outcome
+
+
+def _affected_event_types(session: Session, event: CalcomEvent) -> set[int]:
+    """The event types whose cached slots this booking changes: its own, and every
+    other one its host takes part in (Cal.com keeps a host busy across all of them)."""
+    staff_ids = {member.id for member in _staff_for(session, event)}
+    for uid in (event.uid, event.previous_uid):
+        appointment = appointment_by_uid(session, uid)[0] if uid else None
+        if appointment is not None:
+            staff_ids.add(appointment.staff_id)
+    event_types = event_types_of_staff(session, staff_ids)
+    if event.event_type_id is not None:
+        event_types.add(event.event_type_id)
+    return event_types
+
+
+def _forget_cached_slots(event: CalcomEvent, event_types: set[int]) -> None:
+    invalidate_slot_cache(event_types, [event.start, event.previous_start],
+                          why=f"Cal.com {event.trigger} {event.uid}")
 
 
 def _already_processed(session: Session, event: CalcomEvent) -> bool:

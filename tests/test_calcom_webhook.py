@@ -175,6 +175,52 @@ def test_unmatched_host_is_acknowledged_and_audited(client, world):
     assert db.session.scalar(select(AuditEvent.action)) == "calcom_booking_unmatched"
 
 
+def test_redis_down_never_fails_the_webhook(client, app, world, caplog):
+    """The slot cache is dropped after the commit; without Redis its entries expire by themselves."""
+    import redis as redis_lib
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    app.extensions["redis"] = redis_lib.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2,
+                                              retry=Retry(NoBackoff(), 0))
+    response = deliver(client, payload(BOOKING_CREATED))
+    assert response.status_code == 200 and response.json["result"] == "created"
+    assert count(Appointment) == 1
+    assert "slot cache not invalidated after Cal.com BOOKING_CREATED cal_uid_1" in caplog.text
+
+
+def test_every_booking_event_drops_the_cached_slots_of_the_hosts_event_types(client, app, world, clock):
+    """Old and new day of a reschedule, for every event type the host takes part in."""
+    from calcom import slot_cache
+    from core.redis_client import get_redis
+
+    redis = get_redis(app)
+    day_slots = {TEN.date(): [(TEN, TEN + timedelta(minutes=30))]}
+    later = TEN + timedelta(days=3)
+
+    def warm():
+        clock.advance(timedelta(seconds=1))  # fetched after the last invalidation
+        for event_type_id in (1001, 1003):
+            slot_cache.write(redis, event_type_id, 100, "Europe/Berlin", day_slots, 30)
+            slot_cache.write(redis, event_type_id, 100, "Europe/Berlin", {later.date(): []}, 30)
+
+    def cached():
+        entries = [(e, 100, "Europe/Berlin", d) for e in (1001, 1003) for d in (TEN.date(), later.date())]
+        return sorted((e, d.isoformat()) for e, _, _, d in slot_cache.read(redis, entries, 30))
+
+    warm()
+    assert len(cached()) == 4
+    deliver(client, payload(BOOKING_CREATED))  # Anna (host 100), event type 1001, Tuesday
+    assert cached() == [(1001, later.date().isoformat()), (1003, later.date().isoformat())]
+    warm()
+    deliver(client, payload(BOOKING_RESCHEDULED, uid="cal_uid_2", start=later,
+                            previous={"uid": "cal_uid_1", "id": 501, "start": TEN, "end": TEN + timedelta(minutes=30)}))
+    assert cached() == []
+    warm()
+    deliver(client, payload(BOOKING_CANCELLED, uid="cal_uid_2", start=later))
+    assert cached() == [(1001, TEN.date().isoformat()), (1003, TEN.date().isoformat())]
+
+
 def test_replay_changes_nothing(client, world):
     data = payload(BOOKING_CREATED)
     first = deliver(client, data)

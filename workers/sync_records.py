@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from calcom.client import Attendee, Booking
 from core.booking_guard import MAX_SEGMENT, guarded_transaction
 from core.clock import to_local, utcnow
+from core.event_types import event_types_of_staff
 from core.models import (
     Appointment,
     AppointmentSegment,
@@ -80,6 +81,10 @@ class SyncPlan:
     cancellation_reason: str | None
     # The staff member's Cal.com user id: the host the bookings should have.
     host_user_id: int | None = None
+    # Cached Cal.com slots this attempt makes stale: every event type the staff member
+    # takes part in, around the times the appointment's bookings are (or were) at.
+    slot_cache_event_type_ids: tuple[int, ...] = ()
+    slot_cache_moments: tuple[datetime, ...] = ()
 
     @property
     def is_last_attempt(self) -> bool:
@@ -182,7 +187,7 @@ def claim_attempt(
                               attempt_number=appointment.sync_attempts, started_at=now, job_id=job_id)
         session.add(attempt)
         session.flush()
-        return _plan(appointment, attempt, check_first, max_attempts)
+        return _plan(session, appointment, attempt, check_first, max_attempts)
 
 
 def finish_attempt(
@@ -315,7 +320,8 @@ def _close_orphaned_attempts(session: Session, appointment_id: int, now: datetim
                                 "the next attempt checked Cal.com for bookings it may have made.")
 
 
-def _plan(appointment: Appointment, attempt: SyncAttempt, check_first: bool, max_attempts: int) -> SyncPlan:
+def _plan(session: Session, appointment: Appointment, attempt: SyncAttempt, check_first: bool,
+          max_attempts: int) -> SyncPlan:
     service, staff, branch, customer = appointment.service, appointment.staff, appointment.branch, \
         appointment.customer
     composite = service.kind == ServiceKind.COMPOSITE
@@ -392,6 +398,9 @@ def _plan(appointment: Appointment, attempt: SyncAttempt, check_first: bool, max
         what=what,
         cancellation_reason=appointment.cancellation_reason,
         host_user_id=staff.calcom_user_id,
+        slot_cache_event_type_ids=tuple(sorted(event_types | event_types_of_staff(session, [staff.id]))),
+        slot_cache_moments=tuple(sorted({t.starts_at for t in targets} | set(previous_starts.values())
+                                        | {s.starts_at for s in segments if s.calcom_booking_uid})),
     )
 
 
