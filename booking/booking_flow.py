@@ -225,6 +225,7 @@ def fresh_alternatives(checker: Checker, near: datetime) -> list[SlotOption]:
     fresh = Checker(
         session=checker.session, branch=checker.branch, service=checker.service, staff=checker.staff,
         slots=checker.slots, holds=checker.holds, owner=checker.owner, now=checker.now, moving=checker.moving,
+        personal=checker.personal,
     )
     try:
         fresh.load_days([fresh.local_day(near)])

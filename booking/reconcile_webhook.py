@@ -60,7 +60,7 @@ from core.booking_guard import (
     request_sync,
 )
 from core.clock import to_local, utcnow
-from core.event_types import event_types_of_staff
+from core.event_types import as_booked_by, event_types_of_staff, owner_of_event_type
 from core.models import (
     Appointment,
     AppointmentSegment,
@@ -250,6 +250,9 @@ def _affected_event_types(session: Session, event: CalcomEvent) -> set[int]:
     """The event types whose cached slots this booking changes: its own, and every
     other one its host takes part in (Cal.com keeps a host busy across all of them)."""
     staff_ids = {member.id for member in _staff_for(session, event)}
+    owner = owner_of_event_type(session, event.event_type_id)
+    if owner is not None:
+        staff_ids.add(owner[0].id)
     for uid in (event.uid, event.previous_uid):
         appointment = appointment_by_uid(session, uid)[0] if uid else None
         if appointment is not None:
@@ -323,6 +326,23 @@ def _staff_for(session: Session, event: CalcomEvent) -> list[Staff]:
     return sorted(found, key=lambda s: s.calcom_user_id != event.organizer_id)
 
 
+def _staff_and_service(session: Session, event: CalcomEvent) -> tuple[Staff | None, Service | None]:
+    """Who was booked for what. A staff member's own event type says both at once (it
+    has exactly one host); a team event type names the service, the organizer the staff."""
+    owner = owner_of_event_type(session, event.event_type_id)
+    if owner is not None and owner[0].active and owner[1].active:
+        staff, service = owner
+        if event.organizer_id is not None and staff.calcom_user_id not in (None, event.organizer_id):
+            log.warning("Cal.com booking %s: event type %s is %s's own, but its organizer is Cal.com user %s; "
+                        "check staff.calcom_user_id", event.uid, event.event_type_id, staff.name, event.organizer_id)
+        return staff, service
+    for candidate in _staff_for(session, event):
+        service = _service_for(session, candidate.branch.company_id, event.event_type_id)
+        if service is not None:
+            return candidate, service
+    return None, None
+
+
 def _service_for(session: Session, company_id: int, event_type_id: int | None) -> Service | None:
     if event_type_id is None:
         return None
@@ -355,11 +375,12 @@ def _customer_for(session: Session, company_id: int, attendee: Attendee | None) 
     return customer
 
 
-def _busy_for(service: Service, event: CalcomEvent) -> list[Interval]:
+def _busy_for(session: Session, service: Service, staff: Staff, event: CalcomEvent) -> list[Interval]:
     """What the Cal.com booking keeps its host busy for: the service's busy steps when
-    it is the whole service, else the booked interval itself."""
+    it is the whole service (each as the event type it is booked as for this staff
+    member), else the booked interval itself."""
     if event.end - event.start == timedelta(minutes=service.duration_minutes):
-        return busy_intervals(service, event.start)
+        return as_booked_by(session, service, staff, busy_intervals(service, event.start))
     return [Interval(event.start, event.end, event.event_type_id)]
 
 
@@ -475,19 +496,14 @@ def _review(session: Session, appointment: Appointment, action: str, reason: str
 
 def _import(session: Session, event: CalcomEvent) -> Outcome:
     """Store a booking made in Cal.com itself, or flag what it collides with."""
-    staff, service = None, None
-    for candidate in _staff_for(session, event):
-        service = _service_for(session, candidate.branch.company_id, event.event_type_id)
-        if service is not None:
-            staff = candidate
-            break
+    staff, service = _staff_and_service(session, event)
     if staff is None:
         note = (f"Cal.com booking {event.uid} (event type {event.event_type_id}, host {event.organizer_id} "
                 f"{event.organizer_email or ''}) matches no Slotguard staff member and service; not imported.")
         _audit(session, "calcom_booking_unmatched", None, note.strip(), booking=_booking_details(event))
         log.warning(note)
         return Outcome("unmatched", note)
-    busy = _busy_for(service, event)
+    busy = _busy_for(session, service, staff, event)
     conflicts = find_conflicts(session, staff.id, busy)
     if not conflicts:
         try:
@@ -649,7 +665,7 @@ def _rescheduled(session: Session, event: CalcomEvent) -> Outcome:
         if segment is not None:
             _remember([segment], event)
         return _review(session, appointment, "calcom_step_rescheduled", reason, event)
-    busy = _busy_for(appointment.service, event)
+    busy = _busy_for(session, appointment.service, appointment.staff, event)
     try:
         with session.begin_nested():
             move_segments(session, appointment, busy)

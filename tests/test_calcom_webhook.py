@@ -168,6 +168,23 @@ def test_foreign_composite_booking_keeps_the_gap_free(client, world):
     book(world, TEN + timedelta(minutes=30), 40)  # the processing gap is bookable
 
 
+@pytest.mark.parametrize("organizer", ["ben", "unknown"])
+def test_a_booking_on_a_staff_members_own_event_type_names_staff_and_service(client, world, organizer):
+    """Ben's own event type for the haircut: the event type alone says who and what
+    (the team event type's id is not in the payload)."""
+    from core.event_types import set_staff_event_type
+
+    ben = world["staff"][1]
+    set_staff_event_type(db.session, ben.id, world["haircut"].id, 100111)
+    db.session.commit()
+    host = 101 if organizer == "ben" else 999
+    response = deliver(client, payload(BOOKING_CREATED, event_type_id=100111, host=host))
+    assert response.json["result"] == "created"
+    imported = db.session.get(Appointment, response.json["appointment_id"])
+    assert (imported.staff_id, imported.service_id) == (ben.id, world["haircut"].id)
+    assert [s.calcom_event_type_id for s in imported.segments] == [100111]
+
+
 def test_unmatched_host_is_acknowledged_and_audited(client, world):
     response = deliver(client, payload(BOOKING_CREATED, host=4242))
     assert response.status_code == 200 and response.json["result"] == "unmatched"

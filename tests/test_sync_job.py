@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from calcom.client import CalcomClient
 from core.booking_guard import Interval, cancel_appointment, move_appointment
+from core.event_types import set_staff_event_type
 from core.extensions import db
 from core.models import AuditEvent, Service, SyncOutcome, SyncStatus
 from core.queues import enqueue_sync
@@ -204,6 +205,30 @@ def test_a_host_other_than_the_staff_member_is_noted(app, world, calcom, caplog)
     assert "not to the staff member's Cal.com user 101" in attempt.error_message
     assert any("not to the staff member's Cal.com user 101" in r.getMessage() for r in caplog.records
                if r.name == "calcom.sync")
+
+
+def test_a_staff_members_own_event_type_puts_the_booking_on_their_calendar(app, world, calcom, caplog):
+    """Same situation, but Ben has his own event types (a personal event type each, him
+    the only host): Cal.com has no host to choose, both bookings land on Ben's calendar,
+    the composite's steps too — although Anna, first host of the team event types, is free."""
+    ben = world["staff"][1]
+    set_staff_event_type(db.session, ben.id, world["haircut"].id, 100111)
+    set_staff_event_type(db.session, ben.id, world["colour_id"], 100311)
+    db.session.commit()
+    calcom.load_world(db.session, preload_bookings=False)
+    haircut = request_sync_job(book(world, TEN, staff=ben)).id  # segment recorded without an event type
+    colour, busy = colour_busy(world, TEN + timedelta(hours=2))
+    dyeing = request_sync_job(book(world, busy[0].starts_at, busy=busy, service_id=colour.id, staff=ben,
+                                   ends_at=busy[0].starts_at + timedelta(minutes=100))).id
+
+    run_sync_jobs(app)
+
+    assert reload(haircut).sync_status == reload(dyeing).sync_status == SyncStatus.SYNCED
+    assert [(b.host_id, b.event_type_id) for b in bookings_of(calcom, haircut)] == [(101, 100111)]
+    assert [(b.host_id, b.event_type_id) for b in bookings_of(calcom, dyeing)] == [(101, 100311)] * 2
+    assert not calcom.state.find(host_id=100)
+    assert all(a.error_message is None for a in attempts(haircut) + attempts(dyeing))
+    assert "not to the staff member" not in caplog.text
 
 
 # --- transient failures: retried, still exactly one booking -------------------------------------------

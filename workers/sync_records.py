@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from calcom.client import Attendee, Booking
 from core.booking_guard import MAX_SEGMENT, guarded_transaction
 from core.clock import to_local, utcnow
-from core.event_types import event_types_of_staff
+from core.event_types import event_types_of_segments, event_types_of_staff
 from core.models import (
     Appointment,
     AppointmentSegment,
@@ -336,6 +336,9 @@ def _plan(session: Session, appointment: Appointment, attempt: SyncAttempt, chec
         return segment.position % per_generation
 
     tz = branch.timezone
+    # The staff member's own event type when one is mapped (Cal.com cannot give the
+    # booking to a colleague then), else the service's or the step's: core.event_types.
+    event_type_ids = event_types_of_segments(session, service, staff, len(active))
     targets = []
     for rank, segment in enumerate(active):
         label = ""
@@ -346,7 +349,7 @@ def _plan(session: Session, appointment: Appointment, attempt: SyncAttempt, chec
                      f"{local_start:%H:%M}–{local_end:%H:%M})")
         targets.append(Target(
             index=rank, segment_id=segment.id, starts_at=segment.starts_at, ends_at=segment.ends_at,
-            event_type_id=segment.calcom_event_type_id or service.calcom_event_type_id, label=label,
+            event_type_id=event_type_ids[rank], label=label,
             uid=segment.calcom_booking_uid,
         ))
 
@@ -370,7 +373,9 @@ def _plan(session: Session, appointment: Appointment, attempt: SyncAttempt, chec
 
     starts = [s.starts_at for s in segments] or [appointment.starts_at]
     ends = [s.ends_at for s in segments] or [appointment.ends_at]
+    # Where our bookings can be: the event types of earlier bookings too.
     event_types = {s.calcom_event_type_id for s in segments if s.calcom_event_type_id}
+    event_types |= {t.event_type_id for t in targets if t.event_type_id}
     if service.calcom_event_type_id:
         event_types.add(service.calcom_event_type_id)
 

@@ -255,6 +255,46 @@ def test_the_sync_worker_drops_the_cached_slots_it_makes_stale(world, voice, cal
     assert voice("check_availability", noon, call_id="call_B")["available"] is True
 
 
+def test_a_staff_member_with_an_own_event_type_is_asked_about_and_booked_through_it(
+        world, voice, calendar, monkeypatch):
+    """Anna has her own Cal.com event type for the haircut: Cal.com is asked about it as
+    it is (one host), Ben (unmapped) through the team event type with his host id; the
+    booking records Anna's event type for the sync."""
+    from core.event_types import set_staff_event_type
+
+    anna = world["staff"][0]
+    set_staff_event_type(db.session, anna.id, world["haircut"].id, 100100)
+    db.session.commit()
+    calendar.load()
+    asked = []
+    slots = calendar.state.slots
+    monkeypatch.setattr(calendar.state, "slots", lambda params: asked.append(dict(params)) or slots(params))
+
+    assert voice("check_availability", TUESDAY_10)["slot"]["staff"] == "Anna"
+    assert sorted((p["eventTypeId"], p.get("rrHostSubsetIds")) for p in asked) == [
+        ("1001", "101"), ("100100", None)]
+    body = voice("start_booking", dict(TUESDAY_10, staff="Anna", customer_name="Erika Muster"))
+    appointment = db.session.get(Appointment, body["appointment_id"])
+    assert [s.calcom_event_type_id for s in appointment.segments] == [100100]
+
+
+def test_an_own_event_type_that_cal_com_does_not_offer_means_not_available(world, voice, calendar):
+    """Cal.com is asked about Anna's own event type, not the team one: what it says counts."""
+    from calcom.emulator_state import EventType
+    from core.event_types import set_staff_event_type
+
+    anna = world["staff"][0]
+    set_staff_event_type(db.session, anna.id, world["haircut"].id, 100100)
+    db.session.commit()
+    calendar.load()
+    calendar.state.add_event_type(EventType(id=100100, slug="anna-haircut", title="Herrenhaarschnitt (Anna)",
+                                            length_minutes=30, host_ids=(100,), slot_interval_minutes=30,
+                                            minimum_booking_notice_minutes=3 * 24 * 60))
+
+    assert voice("check_availability", dict(TUESDAY_10, staff="Anna"))["available"] is False
+    assert voice("check_availability", TUESDAY_10, call_id="call_B")["slot"]["staff"] == "Ben"
+
+
 def test_local_part_is_a_bounded_number_of_queries(world, voice, app):
     """However many appointments exist, a check costs the same few indexed queries."""
     world = ids_only(world)
@@ -275,14 +315,15 @@ def test_local_part_is_a_bounded_number_of_queries(world, voice, app):
         assert body["available"] is True
         return len(seen)
 
-    # branch by phone, services, staff, service segments, the staff's segments that day
+    # branch by phone, services, staff, service segments, the staff's own event types,
+    # the staff's segments that day
     few = statements_for_check("10:00")
     for day in range(1, 40):  # a busy calendar: many appointments of both staff members
         for member in world["staff"]:
             for hour in (9, 11, 13, 15):
                 book(world, berlin(2026, 12, 8, hour) + timedelta(days=day), 30, staff=member)
     many = statements_for_check("10:30")
-    assert few == many <= 5
+    assert few == many <= 6
 
 
 def test_response_stays_small(world, voice):
