@@ -209,6 +209,31 @@ def test_a_host_other_than_the_staff_member_is_noted(app, world, calcom, caplog)
                if r.name == "calcom.sync")
 
 
+def test_the_host_note_survives_the_webhook_confirming_first(app, world, calcom, live_slotguard, monkeypatch,
+                                                            caplog):
+    """The echo of our own booking confirms the sync while the worker is still busy:
+    the attempt is still our success, with its note, not "changed meanwhile"."""
+    calcom.send_webhooks_to(live_slotguard + "/webhooks/calcom", app.config["CALCOM_WEBHOOK_SECRET"])
+    finish = sync_module.finish_attempt
+
+    def finish_after_the_webhooks(*args, **kwargs):
+        calcom.wait_for_webhooks()
+        return finish(*args, **kwargs)
+
+    monkeypatch.setattr(sync_module, "finish_attempt", finish_after_the_webhooks)
+    appointment = request_sync_job(book(world, TEN, staff=world["staff"][1])).id
+
+    run_sync_jobs(app)
+
+    assert [(d["trigger"], d["status"]) for d in calcom.deliveries] == [("BOOKING_CREATED", 200)]
+    assert '"result":"confirmed"' in calcom.deliveries[0]["response"].replace(" ", "")
+    assert reload(appointment).sync_status == SyncStatus.SYNCED
+    (attempt,) = attempts(appointment)
+    assert attempt.outcome == SyncOutcome.SUCCESS
+    assert "not to the staff member's Cal.com user 101" in attempt.error_message
+    assert "changed meanwhile" not in caplog.text
+
+
 def test_a_staff_members_own_event_type_puts_the_booking_on_their_calendar(app, world, calcom, caplog):
     """Same situation, but Ben has his own event types (a personal event type each, him
     the only host): Cal.com has no host to choose, both bookings land on Ben's calendar,

@@ -219,9 +219,12 @@ def finish_attempt(
             attempt.error_code = failure.code
             attempt.error_message = failure.reason
 
-        current = (appointment.sync_version == plan.version and appointment.sync_action == plan.action
-                   and appointment.sync_status == SyncStatus.PENDING)
-        if not current:
+        same_request = appointment.sync_version == plan.version and appointment.sync_action == plan.action
+        # Cal.com's webhook echoing our own booking may have confirmed this very request
+        # while we were still talking to Cal.com: that is our success, not someone else's change.
+        confirmed_by_webhook = same_request and appointment.sync_status == SyncStatus.SYNCED and failure is None
+        current = same_request and appointment.sync_status == SyncStatus.PENDING
+        if not current and not confirmed_by_webhook:
             # Someone changed the appointment while we talked to Cal.com; the job for
             # the newer version takes it from here (with the uids recorded above).
             if failure is None:
