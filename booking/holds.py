@@ -35,6 +35,7 @@ from typing import Sequence
 import redis
 
 from core.booking_guard import Interval
+from core.prom import SLOT_HOLDS
 
 GRID = timedelta(minutes=5)
 KEY_PREFIX = "slotguard:hold"
@@ -164,7 +165,9 @@ class SlotHolds:
         try:
             chosen = int(self._acquire(keys=keys, args=args))
         except redis.RedisError as exc:
+            SLOT_HOLDS.labels("redis_down").inc()
             raise HoldsUnavailable(str(exc)) from exc
+        SLOT_HOLDS.labels("acquired" if chosen else "refused").inc()
         return chosen - 1 if chosen else None
 
     def held_by_others(self, owner: str, keys: Sequence[str]) -> set[str]:
@@ -184,18 +187,26 @@ class SlotHolds:
         if not keys:
             return False
         try:
-            return bool(self._extend(keys=list(keys), args=[owner, self.ttl_ms]))
+            extended = bool(self._extend(keys=list(keys), args=[owner, self.ttl_ms]))
         except redis.RedisError as exc:
+            SLOT_HOLDS.labels("redis_down").inc()
             raise HoldsUnavailable(str(exc)) from exc
+        # A hold that ran out (or another call took over) when its booking came.
+        SLOT_HOLDS.labels("extended" if extended else "expired").inc()
+        return extended
 
     def release(self, owner: str, keys: Sequence[str]) -> int:
         """Give up `owner`'s cells among `keys`; another call's cells are left alone."""
         if not keys:
             return 0
         try:
-            return int(self._release(keys=list(keys), args=[owner]))
+            released = int(self._release(keys=list(keys), args=[owner]))
         except redis.RedisError as exc:
+            SLOT_HOLDS.labels("redis_down").inc()
             raise HoldsUnavailable(str(exc)) from exc
+        if released:
+            SLOT_HOLDS.labels("released").inc()
+        return released
 
 
 __all__ = [

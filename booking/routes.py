@@ -21,6 +21,8 @@ from booking.errors import ProtocolError
 from booking.functions import FUNCTIONS, run
 from booking.retell_request import parse_request
 from core.extensions import csrf, db
+from core.observability import bind_request_ids
+from core.prom import VOICE_FUNCTION_CALLS
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +49,25 @@ def call_function(name: str):
     if name not in FUNCTIONS:
         raise ProtocolError(404, "unknown_function", f"unknown function {name!r}; known: {', '.join(FUNCTIONS)}")
     retell_request = parse_request(name, raw_body, request.headers)
-    return json_response(run(db.session, retell_request))
+    bind_request_ids(call_id=retell_request.call_id)
+    body = run(db.session, retell_request)
+    VOICE_FUNCTION_CALLS.labels(name, outcome_of(name, body)).inc()
+    if body.get("appointment_id"):
+        bind_request_ids(appointment_id=body["appointment_id"])
+    return json_response(body)
+
+
+def outcome_of(name: str, body: dict) -> str:
+    """What the caller got, for `slotguard_voice_function_calls_total`: available /
+    not_available (check_availability), booked (start_booking), ok (the others), or
+    the caller-facing error code (slot_taken, lock_expired, calendar_unavailable, …)."""
+    if not body.get("success"):
+        return body.get("error_code") or "error"
+    if name == "check_availability":
+        return "available" if body.get("available") else "not_available"
+    if name == "start_booking":
+        return "booked"
+    return "ok"
 
 
 @bp.route("/functions/<name>", methods=["GET", "PUT", "PATCH", "DELETE"])
@@ -73,6 +93,8 @@ def require_signature(raw_body: bytes) -> None:
 @bp.errorhandler(ProtocolError)
 def on_protocol_error(error: ProtocolError):
     db.session.rollback()
+    if request.view_args and request.view_args.get("name") in FUNCTIONS:
+        VOICE_FUNCTION_CALLS.labels(request.view_args["name"], "protocol_error").inc()
     if error.status == 401:
         logger.warning("refused Retell request: %s", error.message)
     return protocol_error(error.status, error.code, error.message)
@@ -93,6 +115,8 @@ def on_unexpected(error: Exception):
     if isinstance(error, HTTPException):
         return protocol_error(error.code or 500, "http_error", error.description or error.name)
     db.session.rollback()
+    if request.view_args and request.view_args.get("name") in FUNCTIONS:
+        VOICE_FUNCTION_CALLS.labels(request.view_args["name"], "internal_error").inc()
     logger.exception("Retell function failed")
     return json_response({"success": False, "error_code": "internal_error", "message": TECHNICAL_ERROR}, 500)
 

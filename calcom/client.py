@@ -34,7 +34,9 @@ from calcom.errors import (
     SlotUnavailable,
 )
 from calcom.metadata import metadata_problem
+from core import log_context
 from core.clock import ensure_utc, utcnow
+from core.prom import CALCOM_REQUEST_SECONDS, CALCOM_REQUESTS
 
 log = logging.getLogger("calcom.client")
 
@@ -419,6 +421,9 @@ class CalcomClient:
         """Send one request; return the parsed success envelope or raise a CalcomError."""
         endpoint = f"{method} {template}"
         headers = {"cal-api-version": version}
+        request_id = log_context.request_id.get()
+        if request_id:  # Cal.com echoes it; lets its support find our request
+            headers["X-Request-ID"] = request_id
         started = time.perf_counter()
         status: int | None = None
         remaining = limit = None
@@ -459,6 +464,8 @@ class CalcomClient:
             raise error
         finally:
             latency_ms = (time.perf_counter() - started) * 1000
+            CALCOM_REQUESTS.labels(endpoint, str(status) if status is not None else "none").inc()
+            CALCOM_REQUEST_SECONDS.labels(endpoint, outcome).observe(latency_ms / 1000)
             call_log.record(
                 self.redis, method=method, endpoint=template, status=status, latency_ms=latency_ms,
                 outcome=outcome, remaining=remaining, limit=limit, retention_seconds=self.call_log_retention,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from typing import Any, Mapping
 
@@ -10,7 +9,7 @@ from dotenv import load_dotenv
 from flask import Flask
 from werkzeug.utils import import_string
 
-from core import database, redis_client
+from core import database, logs, redis_client
 from core.config import Config
 from core.extensions import csrf, db, htmx, login_manager, migrate
 
@@ -74,7 +73,5 @@ def _apply_defaults(app: Flask) -> None:
 
 
 def _configure_logging(app: Flask) -> None:
-    level = app.config.get("LOG_LEVEL", "INFO")
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # The sync pipeline logs here (workers, monitoring, client); operators filter on it.
-    logging.getLogger("calcom").setLevel(level)
+    """One masked handler on the root logger, JSON or text (`core.logs`)."""
+    logs.configure(app.config.get("LOG_FORMAT", "text"), app.config.get("LOG_LEVEL", "INFO"))

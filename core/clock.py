@@ -44,6 +44,19 @@ def advance(delta: timedelta) -> datetime:
     return _frozen
 
 
+def sleep(seconds: float) -> None:
+    """Wait: on the real clock, or — when the clock is frozen (tests) — by moving it on,
+    so code that paces itself (a rate budget) runs at once and stays exact."""
+    if seconds <= 0:
+        return
+    if _frozen is not None:
+        advance(timedelta(seconds=seconds))
+        return
+    import time
+
+    time.sleep(seconds)
+
+
 def ensure_utc(moment: datetime) -> datetime:
     """Return `moment` in UTC; a naive value is taken to be UTC already."""
     if moment.tzinfo is None:

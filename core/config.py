@@ -120,6 +120,20 @@ class Config:
         # Cal.com webhook invalidates the cache when Cal.com's calendar changes.
         self.SLOT_CACHE_SECONDS = env_int("SLOT_CACHE_SECONDS", 30)
 
+        # --- dashboard ---
+        # Failed logins allowed per (client address, email) before that pair is
+        # locked out for LOGIN_LOCKOUT_SECONDS; a client address trying many emails
+        # is locked after LOGIN_MAX_ATTEMPTS_PER_IP failures in the same window.
+        self.LOGIN_MAX_ATTEMPTS = env_int("LOGIN_MAX_ATTEMPTS", 5)
+        self.LOGIN_MAX_ATTEMPTS_PER_IP = env_int("LOGIN_MAX_ATTEMPTS_PER_IP", 50)
+        self.LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 15 * 60)
+        self.DASHBOARD_PAGE_SIZE = env_int("DASHBOARD_PAGE_SIZE", 25)
+        # Where an operator opens a booking in Cal.com; {uid} is the booking uid.
+        self.CALCOM_BOOKING_URL = env_str("CALCOM_BOOKING_URL", "https://app.cal.com/booking/{uid}")
+        # The dashboard stays open all day and htmx keeps the token of the first page
+        # load: let a CSRF token live as long as the session it is bound to.
+        self.WTF_CSRF_TIME_LIMIT = None
+
         # Voice requests are small; anything bigger is refused with 413 before parsing.
         self.MAX_CONTENT_LENGTH = env_int("MAX_CONTENT_LENGTH", 64 * 1024)
 
@@ -190,6 +204,10 @@ class Config:
             "monitoring.cli",
             "workers.cli",
             "booking.routes",
+            "core.observability",
+            "core.privacy",
+            "workers.ops_cli",
+            "dashboard",
         ]
 
         # --- sync workers ---
@@ -209,3 +227,28 @@ class Config:
         # The sweeper re-enqueues appointments pending longer than this with no job in flight.
         self.SYNC_SWEEP_AFTER_MINUTES = env_int("SYNC_SWEEP_AFTER_MINUTES", 10)
         self.SYNC_SWEEP_BATCH = env_int("SYNC_SWEEP_BATCH", 200)
+
+        # --- ops ---
+        # Log lines: "json" (one object per line, the production default) or "text".
+        self.LOG_FORMAT = env_str("LOG_FORMAT", "json" if self.ENV == "production" else "text")
+        # GET /metrics: a bearer token (secret) and/or the networks allowed to scrape.
+        # Without a token only these networks may scrape (default: this host only);
+        # with a token and no networks set, any address presenting the token may.
+        self.METRICS_TOKEN = env_str("METRICS_TOKEN")
+        self.METRICS_ALLOWED_NETWORKS = env_str("METRICS_ALLOWED_NETWORKS")
+        # Drift reconciliation (workers.reconcile): the default window around today,
+        # Cal.com's rate limit (requests per minute per API key) and the share of it
+        # reconciliation may use, so the voice agent and the sync keep the rest.
+        self.RECONCILE_DAYS_BACK = env_int("RECONCILE_DAYS_BACK", 1)
+        self.RECONCILE_DAYS_AHEAD = env_int("RECONCILE_DAYS_AHEAD", 60)
+        self.CALCOM_RATE_LIMIT_PER_MINUTE = env_int("CALCOM_RATE_LIMIT_PER_MINUTE", 120)
+        self.RECONCILE_RATE_SHARE_PERCENT = env_int("RECONCILE_RATE_SHARE_PERCENT", 25)
+        # A finished run with more drift than this raises the reconcile_drift alert.
+        self.RECONCILE_DRIFT_ALERT_THRESHOLD = env_int("RECONCILE_DRIFT_ALERT_THRESHOLD", 0)
+        self.SCHEDULE_RECONCILE_CRON = env_str("SCHEDULE_RECONCILE_CRON", "30 2 * * *")
+        # Retention (days; 0 keeps forever) and the prune job that enforces it.
+        self.RETENTION_SYNC_ATTEMPTS_DAYS = env_int("RETENTION_SYNC_ATTEMPTS_DAYS", 90)
+        self.RETENTION_RECONCILIATION_RUNS_DAYS = env_int("RETENTION_RECONCILIATION_RUNS_DAYS", 180)
+        self.RETENTION_FINISHED_JOBS_HOURS = env_int("RETENTION_FINISHED_JOBS_HOURS", 24)
+        self.PRUNE_BATCH_SIZE = env_int("PRUNE_BATCH_SIZE", 500)
+        self.SCHEDULE_PRUNE_CRON = env_str("SCHEDULE_PRUNE_CRON", "15 3 * * *")

@@ -489,3 +489,44 @@ class AlertNotification(db.Model):
 
     def __repr__(self) -> str:
         return f"<AlertNotification {self.scope} {self.kind} {self.channel} {'open' if self.is_open else 'resolved'}>"
+
+
+# --- ops: drift reconciliation runs ---
+
+
+class ReconciliationRun(db.Model):
+    """One comparison of our appointments with Cal.com's bookings over a window.
+
+    Written by `workers.reconcile` (nightly and `flask appointments reconcile`): how
+    much drift of each kind it found, what it repaired, what it handed to a person,
+    and what went wrong. The dashboard's trends page lists recent runs; the latest
+    finished run feeds the `reconcile_drift` alert (`monitoring.rules`).
+    """
+
+    __tablename__ = "reconciliation_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    window_from: Mapped[datetime] = mapped_column(UTCDateTime())
+    window_to: Mapped[datetime] = mapped_column(UTCDateTime())
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    # "cli" or "schedule".
+    trigger: Mapped[str] = mapped_column(String(32), default="cli")
+    # running | ok | errors (finished, but some event types could not be compared)
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    event_types: Mapped[int] = mapped_column(Integer, default=0)
+    bookings_seen: Mapped[int] = mapped_column(Integer, default=0)
+    segments_seen: Mapped[int] = mapped_column(Integer, default=0)
+    calcom_requests: Mapped[int] = mapped_column(Integer, default=0)
+    drift_total: Mapped[int] = mapped_column(Integer, default=0)
+    repaired: Mapped[int] = mapped_column(Integer, default=0)
+    flagged: Mapped[int] = mapped_column(Integer, default=0)
+    # {"missing_in_calcom": 2, "unknown_in_calcom": 1, …}
+    counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The first findings: [{"kind", "handling", "appointment_id", "booking_uid", "message"}, …]
+    findings: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    errors: Mapped[list[Any]] = mapped_column(JSON, default=list)
+
+    def __repr__(self) -> str:
+        return f"<ReconciliationRun {self.id} {self.status} drift={self.drift_total}>"

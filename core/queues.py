@@ -10,6 +10,7 @@ from __future__ import annotations
 from flask import Flask, current_app
 from rq import Queue
 
+from core import log_context
 from core.redis_client import get_redis
 
 SYNC_QUEUE = "calcom-sync"
@@ -48,6 +49,8 @@ def enqueue_sync(appointment_id: int, action: str, version: int, *, app: Flask |
         description=f"sync appointment {appointment_id} ({action})",
         result_ttl=24 * 3600,
         failure_ttl=7 * 24 * 3600,
+        # The request and call that asked for it, for the worker's log lines.
+        meta=log_context.job_meta(),
     )
 
 

@@ -48,8 +48,9 @@ from sqlalchemy.sql.functions import FunctionElement
 from core.clock import UTC, ensure_utc, utcnow
 from core.extensions import db
 from core.models import Appointment, Company, SyncAttempt, SyncOutcome, SyncStatus
+from core.prom import METRICS_COLLECT_SECONDS
 from core.redis_client import get_redis
-from monitoring import rules, trends
+from monitoring import drift, rules, trends
 from monitoring.settings import MonitoringSettings, current_settings, resolve_settings
 
 log = logging.getLogger("calcom")
@@ -169,6 +170,11 @@ def collect_sync_metrics(
     when it is unreachable the metrics come without trend alerts and `calcom_api`.
     `record_trend=True` (the scheduled refresh) adds this moment to the trend history.
     """
+    with METRICS_COLLECT_SECONDS.time():
+        return _collect(session, now, settings, redis=redis, record_trend=record_trend)
+
+
+def _collect(session: Session, now, settings, *, redis, record_trend: bool) -> dict[str, Any]:
     settings = resolve_settings(settings)
     clock = _Clock.at(ensure_utc(now) if now else utcnow(), settings)
     limit = settings.alert_id_limit
@@ -190,9 +196,11 @@ def collect_sync_metrics(
     scopes = {OVERALL_SCOPE: overall} | {trend_scope(cid): r for cid, r in raw.items()}
     projections = _trend_projections(redis, scopes, clock.now, settings, record=record_trend)
     calcom_api = _calcom_api_health(redis, settings.calcom_window_seconds)
+    reconciliation = drift.latest_run(redis)
 
-    result_overall = _scope(overall, clock, settings, projections[OVERALL_SCOPE], calcom_api)
+    result_overall = _scope(overall, clock, settings, projections[OVERALL_SCOPE], calcom_api, reconciliation)
     result_overall["calcom_api"] = calcom_api
+    result_overall["reconciliation"] = reconciliation
     return {
         "generated_at": clock.now.isoformat(timespec="seconds"),
         "overall": result_overall,
@@ -352,7 +360,8 @@ def _daily(scope: _Raw, clock: _Clock) -> list[dict[str, Any]]:
     return days
 
 
-def _scope(scope: _Raw, clock: _Clock, settings: MonitoringSettings, projections: dict, calcom_api=None) -> dict:
+def _scope(scope: _Raw, clock: _Clock, settings: MonitoringSettings, projections: dict, calcom_api=None,
+           reconciliation=None) -> dict:
     counts = {
         "success_rate_24h": _ratio(scope.successes, scope.attempts),
         "attempts_24h": scope.attempts,
@@ -368,7 +377,8 @@ def _scope(scope: _Raw, clock: _Clock, settings: MonitoringSettings, projections
         "attempts_1h": scope.attempts_1h,
     }
     alerts = rules.evaluate(counts, _ids(scope, clock), settings, failure_rate_1h=scope.failure_rate_1h,
-                            attempts_1h=scope.attempts_1h, trend=projections, calcom_api=calcom_api)
+                            attempts_1h=scope.attempts_1h, trend=projections, calcom_api=calcom_api,
+                            reconciliation=reconciliation)
     return counts | {
         "health": rules.health_of(alerts),
         "alerts": alerts,

@@ -41,6 +41,7 @@ def evaluate(
     attempts_1h: int,
     trend: dict[str, Projection],
     calcom_api: dict[str, Any] | None = None,
+    reconciliation: dict[str, Any] | None = None,
 ) -> list[dict]:
     """The alerts of one scope (a company, or everything), most severe first."""
     alerts: list[dict] = []
@@ -115,6 +116,8 @@ def evaluate(
         alert = _calcom_api_alert(calcom_api, s)
         if alert:
             alerts.append(alert)
+    if reconciliation and reconciliation.get("drift_total", 0) > s.reconcile_drift_alert_threshold:
+        alerts.append(_reconcile_alert(reconciliation))
     alerts.sort(key=lambda a: -severity_rank(a["severity"]))  # stable: rule order within a severity
     return alerts
 
@@ -135,6 +138,20 @@ def _calcom_api_alert(summary: dict[str, Any], s: MonitoringSettings) -> dict | 
         f"Cal.com API trouble in the last {minutes} min: " + "; ".join(problems),
         "Check Cal.com's status page and that CALCOM_API_KEY is valid; on 429s run fewer sync workers. "
         "Failed syncs are retried on their own.",
+    )
+
+
+def _reconcile_alert(run: dict[str, Any]) -> dict:
+    """(overall only) The latest drift reconciliation found Cal.com and Slotguard apart."""
+    kinds = ", ".join(f"{kind} {count}" for kind, count in (run.get("counts") or {}).items() if count)
+    return _alert(
+        "reconcile_drift", "warning",
+        f"Reconciliation run {run.get('run_id')} found {_plural(run['drift_total'], 'difference', 'differences')} "
+        f"with Cal.com ({kinds}): {run.get('repaired', 0)} repaired, {run.get('flagged', 0)} flagged for review",
+        "Read the run's findings on the dashboard's trends page; flagged appointments are in manual review. "
+        "Drift that keeps coming back points at lost webhooks (check the Cal.com webhook's deliveries) or "
+        "bookings changed in Cal.com by hand.",
+        run.get("flagged_ids") or [],
     )
 
 

@@ -40,6 +40,8 @@ class MonitoringSettings:
     alert_id_limit: int = 50
     cache_ttl_seconds: int = 360
     alert_remind_minutes: int = 240
+    # ops: the latest reconciliation run with more drift than this raises `reconcile_drift`.
+    reconcile_drift_alert_threshold: int = 0
 
     public_base_url: str | None = None
     notify_timeout_seconds: int = 10
@@ -66,6 +68,8 @@ class MonitoringSettings:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name.upper()} must be at least 1, got {getattr(self, name)}")
+        if self.reconcile_drift_alert_threshold < 0:
+            raise ValueError("RECONCILE_DRIFT_ALERT_THRESHOLD must not be negative")
         if self.stale_pending_warning < 0:
             raise ValueError("MONITORING_STALE_PENDING_WARNING must not be negative")
         if self.trend_min_samples < 2:

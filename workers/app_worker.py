@@ -11,11 +11,13 @@ so nothing (an open transaction, a cached row) leaks from one job into the next.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from flask import Flask
 from rq import SimpleWorker, Worker
 
+from core import log_context, prom
 from core.extensions import db
 from workers.app_context import get_app
 
@@ -29,7 +31,10 @@ class AppContextMixin:
         self.app = app or get_app()
 
     def perform_job(self, job, queue, *args: Any, **kwargs: Any) -> bool:
-        with self.app.app_context():
+        if self.is_horse:
+            # This worker's horses take turns on one set of metric files (core.prom).
+            prom.use_rq_horse_identity(os.getppid())
+        with self.app.app_context(), log_context.bound(**log_context.from_meta(job.meta)):
             if self.is_horse:
                 # A forked horse inherits the parent's connection pool; never reuse
                 # those sockets in the child (SQLAlchemy's pooling-with-fork advice).

@@ -8,6 +8,8 @@
 | slotguard-alert-sync-failures   | `*/15 * * * *`  | the alert run (notifications)           |
 | slotguard-sweep-stale-pending   | `*/5 * * * *`   | re-enqueue syncs lost on the way        |
 | slotguard-daily-digest          | `0 7 * * *`     | the daily email digest                  |
+| slotguard-reconcile             | `30 2 * * *`    | drift reconciliation with Cal.com       |
+| slotguard-prune                 | `15 3 * * *`    | retention: delete old rows and jobs     |
 
 and then runs rq-scheduler's loop, which moves due jobs onto the `default` queue for
 the workers. Registration is idempotent: every job has a fixed id, a job already
@@ -57,6 +59,12 @@ def schedule_from_config(config) -> list[CronJob]:
                 "workers.sweeper.sweep_stale_pending", "re-enqueue stale pending syncs"),
         CronJob("slotguard-daily-digest", config["SCHEDULE_DIGEST_CRON"],
                 "workers.monitoring_jobs.send_daily_digest", "send the daily sync digest"),
+        # Listing two months of bookings within a quarter of Cal.com's rate limit takes
+        # a while on a big account: an hour before RQ stops it.
+        CronJob("slotguard-reconcile", config["SCHEDULE_RECONCILE_CRON"], "workers.reconcile.reconcile_nightly",
+                "compare appointments with Cal.com's bookings", timeout=3600),
+        CronJob("slotguard-prune", config["SCHEDULE_PRUNE_CRON"], "workers.prune.prune",
+                "delete what is past its retention", timeout=1800),
     ]
     for job in jobs:
         try:

@@ -29,8 +29,10 @@ from rq import get_current_job
 
 from calcom.client import get_client
 from calcom.slot_cache import invalidate_quietly as invalidate_slot_cache
+from core import log_context
 from core.extensions import db
 from core.models import Appointment, SyncOutcome, SyncStatus
+from core.prom import SYNC_JOB_SECONDS, SYNC_JOBS
 from core.queues import sync_job_id
 from core.redis_client import get_redis
 from workers.backoff import BackoffPolicy, retry_delay
@@ -48,6 +50,18 @@ rng: random.Random = random.SystemRandom()
 def sync_appointment(appointment_id: int, action: str, version: int) -> str:
     """Run one sync attempt for one appointment change; returns the outcome's name."""
     appointment_id, version = int(appointment_id), int(version)
+    started = time.monotonic()
+    outcome = "error"
+    with log_context.bound(appointment_id=appointment_id):
+        try:
+            outcome = _run(appointment_id, action, version)
+            return outcome
+        finally:
+            SYNC_JOBS.labels(action, outcome).inc()
+            SYNC_JOB_SECONDS.labels(action, outcome).observe(time.monotonic() - started)
+
+
+def _run(appointment_id: int, action: str, version: int) -> str:
     config = current_app.config
     policy = BackoffPolicy.from_config(config)
     job = get_current_job()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from core import log_context
 from core.queues import SYNC_JOB, SYNC_QUEUE, get_queue, sync_job_id
 
 
@@ -26,6 +27,7 @@ def schedule_sync(appointment_id: int, action: str, version: int, delay_seconds:
     return get_queue(SYNC_QUEUE).enqueue_in(
         timedelta(seconds=max(0.0, delay_seconds)), SYNC_JOB, appointment_id, action, version,
         job_id=job_id, description=description, result_ttl=24 * 3600, failure_ttl=7 * 24 * 3600,
+        meta=log_context.job_meta(),
     )
 
 

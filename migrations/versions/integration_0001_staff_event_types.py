@@ -1,7 +1,7 @@
 """A staff member's own Cal.com event type for a service (host pinning).
 
 Revision ID: integration_0001
-Revises: monitoring_0001
+Revises: ops_0001
 Create Date: 2026-12-07
 
 Cal.com's `POST /v2/bookings` has no host field: for a team event type Cal.com picks
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'integration_0001'
-down_revision = 'monitoring_0001'
+down_revision = 'ops_0001'
 branch_labels = None
 depends_on = None
 

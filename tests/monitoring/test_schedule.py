@@ -23,6 +23,8 @@ EXPECTED = {
     "slotguard-alert-sync-failures": ("workers.monitoring_jobs.alert_sync_failures", "*/15 * * * *"),
     "slotguard-sweep-stale-pending": ("workers.sweeper.sweep_stale_pending", "*/5 * * * *"),
     "slotguard-daily-digest": ("workers.monitoring_jobs.send_daily_digest", "0 7 * * *"),
+    "slotguard-reconcile": ("workers.reconcile.reconcile_nightly", "30 2 * * *"),
+    "slotguard-prune": ("workers.prune.prune", "15 3 * * *"),
 }
 
 
@@ -47,7 +49,7 @@ def test_schedule_is_registered_once_across_scheduler_restarts(app, keep_signal_
         assert schedule.main(["--burst"]) == 0
     jobs = _scheduled(redis)
     assert {job_id: (func, cron) for job_id, (func, cron, _) in jobs.items()} == EXPECTED
-    assert redis.zcard(Scheduler.scheduled_jobs_key) == 4
+    assert redis.zcard(Scheduler.scheduled_jobs_key) == len(EXPECTED)
     # A periodic job's hash never expires between runs (else rq-scheduler drops the job).
     assert {job.result_ttl for job in Scheduler(connection=redis).get_jobs()} == {-1}
 
@@ -81,7 +83,7 @@ def test_registration_keeps_unchanged_jobs_and_replaces_changed_ones(app):
     assert changed["slotguard-daily-digest"] == "replaced"
     after = _scheduled(redis)
     assert after["slotguard-daily-digest"][1] == "30 6 * * *"
-    assert len([j for j in after if j.startswith("slotguard-")]) == 4
+    assert len([j for j in after if j.startswith("slotguard-")]) == len(EXPECTED)
     assert foreign.id in after  # other people's jobs are left alone
 
 

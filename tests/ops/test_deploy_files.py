@@ -1,0 +1,68 @@
+"""The deployment files agree with each other and with the code.
+
+Docker cannot run on the development machines, so these checks are what keeps
+`docker-compose.yml` and the `Dockerfile` honest: valid YAML, the Procfile's commands
+word for word, and alert rules that only name metrics Slotguard exports.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+import yaml
+
+from core import PROJECT_ROOT, prom
+
+
+def read(name: str) -> str:
+    with open(os.path.join(PROJECT_ROOT, name), encoding="utf-8") as handle:
+        return handle.read()
+
+
+def procfile() -> dict[str, str]:
+    entries = {}
+    for line in read("Procfile").splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, command = line.split(":", 1)
+            entries[name.strip()] = command.strip()
+    return entries
+
+
+def test_compose_runs_the_procfiles_commands():
+    compose = yaml.safe_load(read("docker-compose.yml"))
+    services = compose["services"]
+    assert {"web", "worker", "scheduler", "postgres", "redis"} <= set(services)
+    for name, command in procfile().items():
+        shell, flag, script = services[name]["command"]
+        # `$$` is compose's escape for a `$` the container's shell expands.
+        assert (shell, flag, script.replace("$$", "$")) == ("sh", "-c", command), name
+
+
+def test_the_image_starts_the_web_process_by_default():
+    cmd = re.search(r"^CMD (.+)$", read("Dockerfile"), re.MULTILINE).group(1)
+    assert json.loads(cmd) == ["sh", "-c", procfile()["web"]]
+
+
+def test_every_app_service_migrates_first_and_shares_the_metric_files():
+    services = yaml.safe_load(read("docker-compose.yml"))["services"]
+    assert services["migrate"]["command"][-1] == "flask --app wsgi db upgrade"
+    for name in ("web", "worker", "scheduler"):
+        assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    for name in ("web", "worker"):
+        assert services[name]["environment"]["PROMETHEUS_MULTIPROC_DIR"] in services[name]["volumes"][0]
+
+
+def test_alert_rules_name_only_exported_metrics():
+    rules = yaml.safe_load(read("deploy/prometheus-alerts.yml"))["groups"][0]["rules"]
+    exported = {"slotguard_rq_jobs", "slotguard_rq_redis_up"}
+    for value in vars(prom).values():
+        name = getattr(value, "_name", None)
+        if isinstance(name, str) and name.startswith("slotguard_"):
+            exported.add(name + ("_total" if value._type == "counter" else ""))
+    for rule in rules:
+        assert {"alert", "expr", "labels", "annotations"} <= set(rule)
+        for used in re.findall(r"slotguard_[a-z_]+", rule["expr"]):
+            base = re.sub(r"_(bucket|count|sum)$", "", used)
+            assert used in exported or base in exported, (rule["alert"], used)
