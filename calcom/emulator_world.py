@@ -32,9 +32,8 @@ from core.models import (
     ServiceKind,
     Staff,
     SyncStatus,
-    staff_services,
 )
-from core.event_types import event_types_of_segments
+from core.event_types import event_types_of_segments, staff_event_type_mappings
 
 log = logging.getLogger("calcom.emulator")
 
@@ -67,21 +66,13 @@ def load_world(state: CalcomState, session: Session, *, preload_bookings: bool =
         summary.hosts += 1
     for service in session.scalars(select(Service).where(Service.calcom_event_type_id.is_not(None)).order_by(Service.id)):
         summary.event_types += _add_event_types(state, service)
-    personal = _personal_event_types(session)
+    personal = staff_event_type_mappings(session)
     for (staff_id, service_id), event_type_id in sorted(personal.items(), key=lambda item: item[1]):
         summary.event_types += _add_personal_event_type(state, session.get(Staff, staff_id),
                                                         session.get(Service, service_id), event_type_id)
     if preload_bookings:
         summary.bookings = _preload_bookings(state, session, personal)
     return summary
-
-
-def _personal_event_types(session: Session) -> dict[tuple[int, int], int]:
-    """(staff id, service id) → the staff member's own event type, for every mapped pair."""
-    rows = session.execute(select(staff_services.c.staff_id, staff_services.c.service_id,
-                                  staff_services.c.calcom_event_type_id)
-                           .where(staff_services.c.calcom_event_type_id.is_not(None)))
-    return {(staff_id, service_id): event_type_id for staff_id, service_id, event_type_id in rows}
 
 
 def _add_personal_event_type(state: CalcomState, staff: Staff, service: Service, event_type_id: int) -> int:

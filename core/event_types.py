@@ -113,6 +113,14 @@ def set_staff_event_type(session: Session, staff_id: int, service_id: int, event
         raise LookupError(f"staff member {staff_id} does not offer service {service_id}")
 
 
+def staff_event_type_mappings(session: Session) -> dict[tuple[int, int], int]:
+    """(staff id, service id) → that staff member's own event type, for every mapped pair."""
+    rows = session.execute(select(staff_services.c.staff_id, staff_services.c.service_id,
+                                  staff_services.c.calcom_event_type_id)
+                           .where(staff_services.c.calcom_event_type_id.is_not(None)))
+    return {(staff_id, service_id): event_type_id for staff_id, service_id, event_type_id in rows}
+
+
 def owner_of_event_type(session: Session, event_type_id: int | None) -> tuple[Staff, Service] | None:
     """The staff member and service whose own event type this is; None for any other
     (a team event type, or one Slotguard does not know)."""
@@ -152,4 +160,5 @@ __all__ = [
     "owner_of_event_type",
     "personal_event_types",
     "set_staff_event_type",
+    "staff_event_type_mappings",
 ]
