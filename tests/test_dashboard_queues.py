@@ -116,7 +116,7 @@ def test_job_data_is_fetched_without_deleting_missing_entries(app, busy_redis):
     from dashboard.queue_snapshot import scheduled_jobs
 
     jobs, total = scheduled_jobs(busy_redis)
-    scheduled = len(schedule_from_config(app.config)) + 1  # the cron jobs and the orphan entry
-    assert total == scheduled and len(jobs) == scheduled
+    expected = len(schedule_from_config(app.config)) + 1  # the cron jobs and the orphan
+    assert total == expected and len(jobs) == expected
     assert Job.fetch_many(["orphan-job"], connection=busy_redis) == [None]
     assert busy_redis.zscore(Scheduler.scheduled_jobs_key, "orphan-job") is not None
