@@ -1,7 +1,10 @@
 """Is a slot free? Only when Cal.com, the local database and the holds all agree.
 
 1. Cal.com offers it: every busy interval lies inside the ranges Cal.com offers for
-   that staff member and event type (`calcom_slots`, cached briefly).
+   that staff member and event type (`calcom_slots`, cached briefly). The event type
+   is `core.event_types.event_type_for`'s: the staff member's own event type when one
+   is mapped (asked as it is: it has one host), else the service's team event type
+   asked about that host (`rrHostSubsetIds`).
 2. No active local appointment segment of that staff member overlaps it — whatever
    its sync state. An appointment whose sync is pending or failed is invisible to
    Cal.com (the Siebert case: pending for five days, Cal.com says free), so the
@@ -10,8 +13,9 @@
 
 Composite services check each busy step; the processing gaps stay free for others.
 
-Cost of the local part: one indexed query for the staff members' active segments in
-the day (`ix_appointment_segments_staff_active_start`) and one Redis round trip (the
+Cost of the local part: one query for the staff members' own event types, one
+indexed query for their active segments in the day
+(`ix_appointment_segments_staff_active_start`) and one Redis round trip (the
 hold script tries every suitable staff member at once). Alternatives, only when the
 wanted slot is not free, add one query and one MGET for the following days.
 """
@@ -32,6 +36,7 @@ from booking.holds import HoldsUnavailable, SlotHolds, cell_keys, lock_key_for
 from booking.opening_hours import is_open, open_intervals
 from booking.spoken_time import local_day_bounds, to_local
 from core.booking_guard import MAX_SEGMENT, Interval
+from core.event_types import as_booked_by, event_type_for, personal_event_types
 from core.models import Appointment, AppointmentSegment, Branch, Service, Staff
 from core.seed import busy_intervals
 
@@ -76,6 +81,9 @@ class Checker:
     # When moving an appointment: its own segments do not block it.
     moving: Appointment | None = None
 
+    # Staff id → their own Cal.com event type for the service (loaded on first use).
+    personal: dict[int, int] | None = None
+
     _calendar: dict[SlotQuery, dict[date, Ranges]] = field(default_factory=dict)
     _local: dict[int, list[tuple[datetime, datetime]]] = field(default_factory=dict)
     _known_days: set[date] = field(default_factory=set)
@@ -115,14 +123,29 @@ class Checker:
     def local_day(self, moment: datetime) -> date:
         return to_local(moment, self.branch.timezone).date()
 
-    def busy_for(self, start: datetime) -> list[Interval]:
-        return busy_intervals(self.service, start)
+    def busy_for(self, member: Staff, start: datetime) -> list[Interval]:
+        """The busy intervals, each with the event type it is asked and booked as for `member`."""
+        return as_booked_by(self.session, self.service, member, busy_intervals(self.service, start),
+                            personal=self.own_event_types())
+
+    def own_event_types(self) -> dict[int, int]:
+        if self.personal is None:
+            self.personal = personal_event_types(self.session, self.service.id, [m.id for m in self.staff])
+        return self.personal
+
+    def event_type(self, member: Staff, step: Interval | None = None) -> int | None:
+        return event_type_for(self.session, self.service, member, step, personal=self.own_event_types())
+
+    def slot_query(self, member: Staff, event_type_id: int) -> SlotQuery:
+        """The staff member's own event type has one host; a team one is asked about them."""
+        own = self.own_event_types().get(member.id) == event_type_id
+        return SlotQuery(event_type_id, None if own else member.calcom_user_id)
 
     def option(self, member: Staff, start: datetime) -> SlotOption | None:
         end = start + timedelta(minutes=self.service.duration_minutes)
         if start <= self.now or not is_open(self.branch.opening_hours, self.branch.timezone, start, end):
             return None
-        return SlotOption(member.id, member.name, start, end, tuple(self.busy_for(start)))
+        return SlotOption(member.id, member.name, start, end, tuple(self.busy_for(member, start)))
 
     def fits(self, option: SlotOption) -> bool:
         """Cal.com offers every busy interval and no local segment overlaps it."""
@@ -131,7 +154,7 @@ class Checker:
     def calendar_offers(self, option: SlotOption) -> bool:
         member = self.staff_by_id(option.staff_id)
         for interval in option.busy:
-            event_type_id = interval.calcom_event_type_id or self.service.calcom_event_type_id
+            event_type_id = interval.calcom_event_type_id  # already this member's (busy_for)
             if event_type_id is None:
                 continue  # not a Cal.com service: the local calendar alone decides
             ranges = self.free_ranges(member, event_type_id, self.local_day(interval.starts_at))
@@ -145,7 +168,7 @@ class Checker:
 
     def free_ranges(self, member: Staff, event_type_id: int, day: date) -> Ranges:
         """Cal.com's offered ranges (merged); a moving appointment's own time counts as free."""
-        ranges = list(self._calendar.get(SlotQuery(event_type_id, member.calcom_user_id), {}).get(day, []))
+        ranges = list(self._calendar.get(self.slot_query(member, event_type_id), {}).get(day, []))
         if self.moving is not None and self.moving.staff_id == member.id and self._moving_in_calcom():
             ranges += [(s.starts_at, s.ends_at) for s in self.moving.segments if s.active]
         return _merge(ranges)
@@ -192,12 +215,12 @@ class Checker:
         self._known_days.update(days)
 
     def slot_queries(self) -> list[SlotQuery]:
-        event_types = {
-            interval.calcom_event_type_id or self.service.calcom_event_type_id
-            for interval in busy_intervals(self.service, self.now)
-        }
-        event_types.discard(None)
-        return [SlotQuery(et, member.calcom_user_id) for member in self.staff for et in sorted(event_types)]
+        queries = []
+        for member in self.staff:
+            event_types = {interval.calcom_event_type_id for interval in self.busy_for(member, self.now)}
+            event_types.discard(None)
+            queries += [self.slot_query(member, event_type_id) for event_type_id in sorted(event_types)]
+        return queries
 
     # --- holds ------------------------------------------------------------------
 
@@ -242,9 +265,9 @@ class Checker:
         return found
 
     def candidate_starts(self, member: Staff, day: date) -> list[datetime]:
-        event_type_id = self.service.calcom_event_type_id
+        event_type_id = self.event_type(member)
         if event_type_id is not None:
-            offered = self._calendar.get(SlotQuery(event_type_id, member.calcom_user_id), {}).get(day, [])
+            offered = self._calendar.get(self.slot_query(member, event_type_id), {}).get(day, [])
             return sorted({start for start, _ in offered})
         starts = []
         for opens, closes in open_intervals(self.branch.opening_hours, day, self.branch.timezone):

@@ -32,7 +32,7 @@ from booking.availability import CalendarUnavailable, Checker, SlotOption
 from booking.errors import CallerError
 from booking.holds import HoldsUnavailable, LockRef, cell_keys
 from booking.services_lookup import normalise_name
-from booking.slot_cache import invalidate as invalidate_slot_cache
+from calcom.slot_cache import invalidate_quietly as invalidate_slot_cache
 from booking.sync_booking import CalendarFailed, CalendarRefused, create_in_calcom_now
 from core.booking_guard import NewAppointment, SlotTaken, add_appointment, guarded_transaction
 from core.models import ACTIVE_STATUSES, Appointment, AppointmentSource, Customer, Service, SyncStatus
@@ -85,8 +85,9 @@ def start_booking(session: Session, checker: Checker, request: BookingRequest, *
     try:
         create_in_calcom_now(session, appointment)
     except CalendarRefused:
-        if request.service.calcom_event_type_id is not None:
-            invalidate_slot_cache(request.service.calcom_event_type_id, request.start)
+        # Cal.com knows something our cached view of it did not.
+        invalidate_slot_cache({i.calcom_event_type_id for i in option.busy} | {request.service.calcom_event_type_id},
+                              [request.start], why="Cal.com refused a booking")
         raise slot_taken(checker, fresh_alternatives(checker, request.start), request.start) from None
     except CalendarFailed:
         raise CallerError("booking_failed", phrases.BOOKING_FAILED) from None
@@ -224,6 +225,7 @@ def fresh_alternatives(checker: Checker, near: datetime) -> list[SlotOption]:
     fresh = Checker(
         session=checker.session, branch=checker.branch, service=checker.service, staff=checker.staff,
         slots=checker.slots, holds=checker.holds, owner=checker.owner, now=checker.now, moving=checker.moving,
+        personal=checker.personal,
     )
     try:
         fresh.load_days([fresh.local_day(near)])

@@ -21,8 +21,8 @@ from typing import Sequence
 
 from flask import Flask, current_app
 
-from booking import slot_cache
 from booking.spoken_time import local_day_bounds, to_local
+from calcom import slot_cache
 from calcom.client import get_client
 from calcom.errors import CalcomError
 from core.redis_client import get_redis
@@ -96,6 +96,7 @@ class CalcomSlots:
         start, _ = local_day_bounds(days[0], self.tz_name)
         _, end = local_day_bounds(days[-1], self.tz_name)
         client = get_client(purpose="availability", app=self.app)
+        fetched_at = slot_cache.now_ms()  # before asking: a change meanwhile invalidates this answer
         try:
             slots = client.get_slots(
                 query.event_type_id, start, end, self.tz_name, host_user_id=query.host_user_id
@@ -111,7 +112,8 @@ class CalcomSlots:
             day = to_local(slot.start, self.tz_name).date()
             if day in by_day:
                 by_day[day].append((slot.start, slot.end))
-        slot_cache.write(self.redis, query.event_type_id, query.host_user_id, self.tz_name, by_day, self.cache_seconds)
+        slot_cache.write(self.redis, query.event_type_id, query.host_user_id, self.tz_name, by_day, self.cache_seconds,
+                         fetched_at_ms=fetched_at)
         return by_day
 
 

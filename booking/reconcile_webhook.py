@@ -12,13 +12,21 @@
   catch, handed to a person with everything needed to call one customer.
 * BOOKING_CANCELLED: cancel the matching appointment locally and free its slot (no
   sync back; for a composite appointment the remaining step bookings are cancelled
-  in Cal.com by a normal sync). Our own cancel echoed back confirms the sync.
+  in Cal.com by a normal sync). Our own cancel echoed back confirms the sync. The
+  sync worker's own rollback of a partly booked composite appointment (reason
+  `Slotguard rollback (appointment <id>)`, see `calcom.metadata.rollback_reason`)
+  only forgets that booking's uid: the appointment stays as the sync left it.
 * BOOKING_RESCHEDULED: move the matching appointment (new uid) through the guard; a
   refused move flags the appointment for review. Our own reschedule echoed back
   confirms the sync. A reschedule of a booking we never stored is imported like a
   new one.
 * Replays change nothing: each delivery is remembered in `WebhookDelivery` (same
   trigger, uid and body), in the same transaction as its changes.
+* Every booking event means Cal.com's calendar changed: once the transaction is
+  committed, the cached Cal.com slots (`calcom.slot_cache`) of the booking's day —
+  and for a reschedule the old day too — are dropped for every event type its host
+  takes part in. Redis being down never fails the webhook (the entries then expire
+  after `SLOT_CACHE_SECONDS`).
 
 Each handler takes a session and a parsed `CalcomEvent` and returns an `Outcome`.
 """
@@ -37,7 +45,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from calcom.client import Attendee, parse_time
-from calcom.metadata import appointment_id_from, segment_from
+from calcom.metadata import appointment_id_from, is_rollback_of, segment_from
+from calcom.slot_cache import invalidate_quietly as invalidate_slot_cache
 from calcom.webhooks import BOOKING_CANCELLED, BOOKING_CREATED, BOOKING_RESCHEDULED, PING
 from core.booking_guard import (
     Interval,
@@ -51,6 +60,7 @@ from core.booking_guard import (
     request_sync,
 )
 from core.clock import to_local, utcnow
+from core.event_types import as_booked_by, event_types_of_staff, owner_of_event_type
 from core.models import (
     Appointment,
     AppointmentSegment,
@@ -95,6 +105,7 @@ class CalcomEvent:
     cancellation_reason: str | None = None
     previous_uid: str | None = None
     previous_id: int | None = None
+    previous_start: datetime | None = None  # a reschedule's old start
 
 
 @dataclass
@@ -163,6 +174,7 @@ def parse_event(body: bytes) -> CalcomEvent:
         else None,
         previous_uid=previous_uid.strip() if isinstance(previous_uid, str) else None,
         previous_id=_int(payload.get("rescheduleId"), "rescheduleId"),
+        previous_start=_optional_time(payload.get("rescheduleStartTime")),
     )
 
 
@@ -171,6 +183,14 @@ def _time(payload: dict, name: str, trigger: str) -> datetime:
         return parse_time(payload.get(name))
     except ValueError:
         raise MalformedWebhook(f"{trigger} payload.{name} must be an ISO 8601 time with offset") from None
+
+
+def _optional_time(value: Any) -> datetime | None:
+    """A time only used to find stale cached slots: unreadable is simply unknown."""
+    try:
+        return parse_time(value) if value else None
+    except ValueError:
+        return None
 
 
 def _int(value: Any, name: str) -> int | None:
@@ -206,6 +226,7 @@ def handle_event(session: Session, event: CalcomEvent) -> Outcome:
     if event.trigger not in BOOKING_TRIGGERS:
         return Outcome("ignored", f"{event.trigger} is not a trigger Slotguard reconciles")
     if _already_processed(session, event):
+        _forget_cached_slots(event, _affected_event_types(session, event))
         return Outcome("replay", "this delivery was already processed; nothing changed")
     handler = {BOOKING_CREATED: _created, BOOKING_CANCELLED: _cancelled, BOOKING_RESCHEDULED: _rescheduled}
     try:
@@ -214,13 +235,37 @@ def handle_event(session: Session, event: CalcomEvent) -> Outcome:
             session.add(WebhookDelivery(source=SOURCE, event_key=event.key, trigger=event.trigger,
                                         result=f"{outcome.result}: {outcome.message}"[:200]))
             session.flush()
+            event_types = _affected_event_types(session, event)
     except IntegrityError:
         # The same delivery processed concurrently by another worker won the unique key.
         if _already_processed(session, event):
             return Outcome("replay", "this delivery was already processed; nothing changed")
         raise
+    _forget_cached_slots(event, event_types)  # committed: the next availability check asks Cal.com
     log.info("Cal.com %s %s: %s (%s)", event.trigger, event.uid, outcome.result, outcome.message)
     return outcome
+
+
+def _affected_event_types(session: Session, event: CalcomEvent) -> set[int]:
+    """The event types whose cached slots this booking changes: its own, and every
+    other one its host takes part in (Cal.com keeps a host busy across all of them)."""
+    staff_ids = {member.id for member in _staff_for(session, event)}
+    owner = owner_of_event_type(session, event.event_type_id)
+    if owner is not None:
+        staff_ids.add(owner[0].id)
+    for uid in (event.uid, event.previous_uid):
+        appointment = appointment_by_uid(session, uid)[0] if uid else None
+        if appointment is not None:
+            staff_ids.add(appointment.staff_id)
+    event_types = event_types_of_staff(session, staff_ids)
+    if event.event_type_id is not None:
+        event_types.add(event.event_type_id)
+    return event_types
+
+
+def _forget_cached_slots(event: CalcomEvent, event_types: set[int]) -> None:
+    invalidate_slot_cache(event_types, [event.start, event.previous_start],
+                          why=f"Cal.com {event.trigger} {event.uid}")
 
 
 def _already_processed(session: Session, event: CalcomEvent) -> bool:
@@ -281,6 +326,23 @@ def _staff_for(session: Session, event: CalcomEvent) -> list[Staff]:
     return sorted(found, key=lambda s: s.calcom_user_id != event.organizer_id)
 
 
+def _staff_and_service(session: Session, event: CalcomEvent) -> tuple[Staff | None, Service | None]:
+    """Who was booked for what. A staff member's own event type says both at once (it
+    has exactly one host); a team event type names the service, the organizer the staff."""
+    owner = owner_of_event_type(session, event.event_type_id)
+    if owner is not None and owner[0].active and owner[1].active:
+        staff, service = owner
+        if event.organizer_id is not None and staff.calcom_user_id not in (None, event.organizer_id):
+            log.warning("Cal.com booking %s: event type %s is %s's own, but its organizer is Cal.com user %s; "
+                        "check staff.calcom_user_id", event.uid, event.event_type_id, staff.name, event.organizer_id)
+        return staff, service
+    for candidate in _staff_for(session, event):
+        service = _service_for(session, candidate.branch.company_id, event.event_type_id)
+        if service is not None:
+            return candidate, service
+    return None, None
+
+
 def _service_for(session: Session, company_id: int, event_type_id: int | None) -> Service | None:
     if event_type_id is None:
         return None
@@ -313,11 +375,12 @@ def _customer_for(session: Session, company_id: int, attendee: Attendee | None) 
     return customer
 
 
-def _busy_for(service: Service, event: CalcomEvent) -> list[Interval]:
+def _busy_for(session: Session, service: Service, staff: Staff, event: CalcomEvent) -> list[Interval]:
     """What the Cal.com booking keeps its host busy for: the service's busy steps when
-    it is the whole service, else the booked interval itself."""
+    it is the whole service (each as the event type it is booked as for this staff
+    member), else the booked interval itself."""
     if event.end - event.start == timedelta(minutes=service.duration_minutes):
-        return busy_intervals(service, event.start)
+        return as_booked_by(session, service, staff, busy_intervals(service, event.start))
     return [Interval(event.start, event.end, event.event_type_id)]
 
 
@@ -433,19 +496,14 @@ def _review(session: Session, appointment: Appointment, action: str, reason: str
 
 def _import(session: Session, event: CalcomEvent) -> Outcome:
     """Store a booking made in Cal.com itself, or flag what it collides with."""
-    staff, service = None, None
-    for candidate in _staff_for(session, event):
-        service = _service_for(session, candidate.branch.company_id, event.event_type_id)
-        if service is not None:
-            staff = candidate
-            break
+    staff, service = _staff_and_service(session, event)
     if staff is None:
         note = (f"Cal.com booking {event.uid} (event type {event.event_type_id}, host {event.organizer_id} "
                 f"{event.organizer_email or ''}) matches no Slotguard staff member and service; not imported.")
         _audit(session, "calcom_booking_unmatched", None, note.strip(), booking=_booking_details(event))
         log.warning(note)
         return Outcome("unmatched", note)
-    busy = _busy_for(service, event)
+    busy = _busy_for(session, service, staff, event)
     conflicts = find_conflicts(session, staff.id, busy)
     if not conflicts:
         try:
@@ -501,6 +559,8 @@ def _cancelled(session: Session, event: CalcomEvent) -> Outcome:
     appointment, segment = appointment_by_uid(session, event.uid)
     if appointment is None:
         return Outcome("unknown", f"no appointment has Cal.com booking {event.uid}; nothing to cancel")
+    if appointment.is_active and is_rollback_of(appointment.id, event.cancellation_reason, event.metadata):
+        return _rolled_back(session, appointment, event)
     if appointment.status == AppointmentStatus.CANCELLED:
         if appointment.sync_action == SyncAction.CANCEL and appointment.sync_status != SyncStatus.SYNCED \
                 and not _other_step_bookings(appointment, event.uid):
@@ -523,6 +583,26 @@ def _cancelled(session: Session, event: CalcomEvent) -> Outcome:
     if others:
         _enqueue_after_commit(session, appointment)
     return Outcome("cancelled", f"appointment {appointment.id} cancelled because Cal.com cancelled {event.uid}",
+                   appointment.id)
+
+
+def _rolled_back(session: Session, appointment: Appointment, event: CalcomEvent) -> Outcome:
+    """The sync worker cancelled this booking to undo a partly booked composite
+    appointment. The customer did not cancel: the appointment keeps its slot and the
+    sync state (failed + manual review, or still being worked on) the worker gives it.
+    Only the uid goes, so that a retried sync books afresh and nothing later mistakes
+    the dead booking for the appointment's."""
+    forgotten = []
+    for holder in [appointment, *appointment.segments]:
+        if holder.calcom_booking_uid == event.uid:
+            holder.calcom_booking_uid = None
+            holder.calcom_booking_id = None
+            forgotten.append("appointment" if holder is appointment else f"segment {holder.position}")
+    note = (f"Cal.com cancelled booking {event.uid} because Slotguard rolled back a partly booked composite "
+            f"appointment; the appointment stays {appointment.status.value} (sync {appointment.sync_status.value}).")
+    _audit(session, "calcom_rollback_seen", appointment.id, note, uid=event.uid, forgotten=forgotten,
+           reason=event.cancellation_reason)
+    return Outcome("rollback", f"Slotguard's own rollback of {event.uid}; appointment {appointment.id} unchanged",
                    appointment.id)
 
 
@@ -585,7 +665,7 @@ def _rescheduled(session: Session, event: CalcomEvent) -> Outcome:
         if segment is not None:
             _remember([segment], event)
         return _review(session, appointment, "calcom_step_rescheduled", reason, event)
-    busy = _busy_for(appointment.service, event)
+    busy = _busy_for(session, appointment.service, appointment.staff, event)
     try:
         with session.begin_nested():
             move_segments(session, appointment, busy)

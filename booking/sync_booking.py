@@ -29,6 +29,7 @@ from calcom.errors import CalcomError, RetryableCalcomError, SlotUnavailable
 from calcom.metadata import booking_metadata
 from core.booking_guard import release_appointment
 from core.clock import utcnow
+from core.event_types import event_types_of_segments
 from core.models import Appointment, ServiceKind, SyncAction, SyncAttempt, SyncOutcome, SyncStatus
 from core.queues import enqueue_sync
 
@@ -51,15 +52,16 @@ def create_in_calcom_now(session: Session, appointment: Appointment) -> None:
         name=customer.name, email=customer.email, phone_number=customer.phone, time_zone=branch.timezone, language="de"
     )
     composite = service.kind == ServiceKind.COMPOSITE
-    segments = [segment for segment in appointment.segments if segment.active]
+    segments = sorted((segment for segment in appointment.segments if segment.active), key=lambda s: s.starts_at)
+    event_type_ids = event_types_of_segments(session, service, appointment.staff, len(segments))
     client = get_client(purpose="sync")
     started_at, started = utcnow(), time.perf_counter()
     created = 0
     try:
-        for segment in segments:
+        for segment, event_type_id in zip(segments, event_type_ids):
             minutes = int((segment.ends_at - segment.starts_at).total_seconds() // 60)
             booking = client.create_booking(
-                event_type_id=segment.calcom_event_type_id or service.calcom_event_type_id,
+                event_type_id=event_type_id,
                 start=segment.starts_at,
                 attendee=attendee,
                 length_minutes=minutes if composite else None,

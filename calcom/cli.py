@@ -1,4 +1,5 @@
-"""`flask --app wsgi calcom emulator`: serve the local Cal.com emulator.
+"""`flask --app wsgi calcom …`: serve the local Cal.com emulator (`emulator`); map a
+staff member's own Cal.com event type for a service (`staff-event-type`).
 
 Registered by the factory through `Config.ROOMS` ("calcom.cli").
 """
@@ -10,16 +11,18 @@ import json
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from werkzeug.serving import make_server
 
 from calcom.emulator import Emulator
 from calcom.emulator_faults import FaultSettingsError
 from calcom.emulator_state import hosts_and_event_types_from_json
 from calcom.emulator_world import load_world
+from core.event_types import owner_of_event_type, personal_event_types, set_staff_event_type
 from core.extensions import db
+from core.models import Service, Staff
 
-calcom_cli = AppGroup("calcom", help="Cal.com tools: the local Cal.com emulator.")
+calcom_cli = AppGroup("calcom", help="Cal.com tools: the local Cal.com emulator, staff members' own event types.")
 
 
 def build_emulator(config, *, faults, seed, rate_limit, webhook_url, webhook_secret, api_key) -> Emulator:
@@ -90,6 +93,46 @@ def emulator_command(host, port, from_db, world_file, webhook_url, faults, seed,
     finally:
         emulator.shutdown()
         server.server_close()
+
+
+@calcom_cli.command("staff-event-type")
+@click.argument("staff_id", type=int)
+@click.argument("service_id", type=int)
+@click.argument("event_type_id", type=click.IntRange(min=1), required=False)
+@click.option("--clear", is_flag=True, help="Book the service's own event type again (Cal.com picks the host).")
+def staff_event_type_command(staff_id: int, service_id: int, event_type_id: int | None, clear: bool) -> None:
+    """Show or set the staff member's own Cal.com event type for a service.
+
+    A personal event type (or a team one with only this host) makes Cal.com put the
+    booking on this staff member's calendar; see README, "Booking one specific staff member".
+    """
+    staff, service = db.session.get(Staff, staff_id), db.session.get(Service, service_id)
+    if staff is None or service is None:
+        raise click.BadParameter(f"no {'staff member' if staff is None else 'service'} with id "
+                                 f"{staff_id if staff is None else service_id}")
+    if clear and event_type_id is not None:
+        raise click.UsageError("give an event type id or --clear, not both")
+    if event_type_id is None and not clear:
+        own = personal_event_types(db.session, service.id, [staff.id]).get(staff.id)
+        click.echo(f"{staff.name} / {service.name}: "
+                   + (f"own event type {own}" if own else f"none (the service's {service.calcom_event_type_id})"))
+        return
+    owner = owner_of_event_type(db.session, event_type_id)
+    if owner is not None and (owner[0].id, owner[1].id) != (staff.id, service.id):
+        raise click.ClickException(f"event type {event_type_id} is already {owner[0].name}'s own for "
+                                   f"{owner[1].name}")
+    try:
+        set_staff_event_type(db.session, staff.id, service.id, event_type_id)
+        db.session.commit()
+    except LookupError as exc:
+        db.session.rollback()
+        raise click.ClickException(f"{staff.name} does not offer {service.name} ({exc})") from None
+    except IntegrityError:
+        db.session.rollback()
+        raise click.ClickException(f"event type {event_type_id} is already another staff member's own") from None
+    click.echo(f"{staff.name} / {service.name}: "
+               + (f"own event type {event_type_id}" if event_type_id else
+                  f"own event type removed; the service's {service.calcom_event_type_id} is booked"))
 
 
 def init_app(app: Flask) -> None:

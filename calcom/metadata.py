@@ -7,10 +7,17 @@ webhook echoing our own booking back is recognised as ours.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Mapping
 
 APPOINTMENT_KEY = "slotguard_appointment_id"
 SEGMENT_KEY = "slotguard_segment"
+
+# The cancellation reason of bookings the sync worker cancels to undo a partly booked
+# composite appointment. It names the appointment, so the BOOKING_CANCELLED webhook
+# can tell our undo from a real cancellation (see `rollback_reason`).
+ROLLBACK_REASON_PREFIX = "Slotguard rollback"
+_ROLLBACK_REASON = re.compile(rf"^\s*{re.escape(ROLLBACK_REASON_PREFIX)} \(appointment (\d+)\)")
 
 # Cal.com's limits (CreateBookingInput_2024_08_13, validate-metadata.ts).
 MAX_KEYS = 50
@@ -69,6 +76,37 @@ def is_ours(metadata: Mapping[str, Any] | None) -> bool:
     return appointment_id_from(metadata) is not None
 
 
+def rollback_reason(appointment_id: int) -> str:
+    """The cancellation reason of a booking cancelled to undo a partial composite booking.
+
+    Why a reason and not metadata: a cancel cannot change a booking's metadata, and
+    Cal.com's BOOKING_CANCELLED payload carries no metadata at all (its
+    `handleCancelBooking` builds the event without it) — but it does carry
+    `cancellationReason`. The reason names the appointment, so the webhook checks that
+    the booking it found by uid belongs to the very appointment the reason names.
+    """
+    return (f"{ROLLBACK_REASON_PREFIX} (appointment {int(appointment_id)}): "
+            "the appointment could not be booked in Cal.com completely")
+
+
+def rolled_back_appointment_id(reason: str | None) -> int | None:
+    """The appointment a rollback cancellation reason names; None for any other reason."""
+    match = _ROLLBACK_REASON.match(reason or "")
+    return int(match.group(1)) if match else None
+
+
+def is_rollback_of(appointment_id: int, reason: str | None, metadata: Mapping[str, Any] | None = None) -> bool:
+    """True when a cancellation is Slotguard's own undo of a booking of this appointment.
+
+    The reason must name this appointment; when the payload does carry the booking's
+    metadata (other Cal.com versions or payload templates), it must name it too.
+    """
+    if rolled_back_appointment_id(reason) != appointment_id:
+        return False
+    named = appointment_id_from(metadata)
+    return named is None or named == appointment_id
+
+
 def _int_value(metadata: Mapping[str, Any] | None, key: str) -> int | None:
     if not isinstance(metadata, Mapping):
         return None
@@ -83,10 +121,14 @@ def _int_value(metadata: Mapping[str, Any] | None, key: str) -> int | None:
 
 __all__ = [
     "APPOINTMENT_KEY",
+    "ROLLBACK_REASON_PREFIX",
     "SEGMENT_KEY",
     "appointment_id_from",
     "booking_metadata",
     "is_ours",
+    "is_rollback_of",
     "metadata_problem",
+    "rollback_reason",
+    "rolled_back_appointment_id",
     "segment_from",
 ]

@@ -144,6 +144,11 @@ staff_services = db.Table(
     "staff_services",
     db.Column("staff_id", ForeignKey("staff.id", ondelete="CASCADE"), primary_key=True),
     db.Column("service_id", ForeignKey("services.id", ondelete="CASCADE"), primary_key=True),
+    # --- integration: the staff member's own Cal.com event type for this service (a
+    # personal event type, or a team one with them as the only host), so that Cal.com
+    # cannot give the booking to a colleague; NULL: the service's. See core.event_types.
+    db.Column("calcom_event_type_id", Integer, nullable=True),
+    UniqueConstraint("calcom_event_type_id", name="uq_staff_services_calcom_event_type_id"),
 )
 
 

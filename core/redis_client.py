@@ -10,13 +10,15 @@ from flask import Flask, current_app
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
 
-from core import embedded_redis
-
 
 def init_app(app: Flask) -> None:
     """Connect to `REDIS_URL`, or start an embedded server when none is configured."""
     url = app.config.get("REDIS_URL")
     if not url:
+        # Imported here: `python -m core.embedded_redis` (make run) would otherwise find
+        # the module already imported through `core` and warn.
+        from core import embedded_redis
+
         data_dir = os.path.join(app.instance_path, "valkey")
         server = embedded_redis.start_server(data_dir=data_dir)
         atexit.register(server.stop)

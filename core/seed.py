@@ -1,6 +1,11 @@
 """Demo data: two companies, their branches, staff, services, customers and a few
 hundred appointments in every sync state, so every dashboard tile has something to show.
 
+The first demo branch (Berlin Mitte) books each staff member through their own Cal.com
+event type per service (`staff_services.calcom_event_type_id`: 1001 → 100101 for Anna,
+100102 for Jonas, …), so Cal.com cannot hand Anna's booking to a colleague; the other
+branches use the services' team event types (Cal.com picks the host; the sync warns).
+
 Idempotent: a second run finds the demo companies and changes nothing (`reset=True`
 removes them first). Random choices come from a fixed seed, times are relative to now.
 """
@@ -16,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from core.booking_guard import Interval, NewAppointment, add_appointment, find_conflicts, guarded_transaction
 from core.clock import local_to_utc, utcnow
+from core.event_types import as_booked_by, set_staff_event_type
 from core.models import (
     Appointment,
     AppointmentSegment,
@@ -174,7 +180,28 @@ def _create_company(session: Session, spec) -> Company:
         service.staff = list(all_staff)
         session.add(service)
     session.flush()
+    if company.slug == DEMO_SLUGS[0]:
+        _give_personal_event_types(session, company)
     return company
+
+
+def personal_event_type_id(service: Service, position: int) -> int:
+    """The demo's id of the `position`-th (1-based) staff member's own event type for a
+    service: 1001 → 100101, 100102, …"""
+    return service.calcom_event_type_id * 100 + position
+
+
+def _give_personal_event_types(session: Session, company: Company) -> None:
+    """The first branch's staff get their own Cal.com event type for every service."""
+    branch = next(b for b in company.branches if b.phone_number == DEMO_PHONE)
+    for position, staff in enumerate(branch.staff, start=1):
+        for service in company.services:
+            set_staff_event_type(session, staff.id, service.id, personal_event_type_id(service, position))
+
+
+def _busy(session: Session, service: Service, staff: Staff, start: datetime) -> list[Interval]:
+    """The busy intervals as the staff member is booked for them (their own event type)."""
+    return as_booked_by(session, service, staff, busy_intervals(service, start))
 
 
 def busy_intervals(service: Service, start: datetime) -> list[Interval]:
@@ -226,7 +253,7 @@ def _create_appointments(session: Session, company: Company, rng: random.Random,
         customer = rng.choice(customers)
         appointment = add_appointment(session, NewAppointment(
             company_id=company.id, branch_id=branch.id, service_id=service.id, staff_id=staff.id,
-            customer_id=customer.id, busy=busy_intervals(service, start), starts_at=start,
+            customer_id=customer.id, busy=_busy(session, service, staff, start), starts_at=start,
             ends_at=start + timedelta(minutes=service.duration_minutes),
             source=rng.choice([AppointmentSource.VOICE] * 3 + [AppointmentSource.DASHBOARD, AppointmentSource.CALCOM]),
             call_id=f"call_demo_{company.id}_{index}",
@@ -332,7 +359,7 @@ def _add_siebert_case(session: Session, company: Company, now: datetime) -> None
     while day.isoweekday() > 5:
         day += timedelta(days=1)
     start = local_to_utc(datetime.combine(day, time(10, 0)), branch.timezone)
-    intervals = busy_intervals(service, start)
+    intervals = _busy(session, service, staff, start)
     for other_id in find_conflicts(session, staff.id, intervals):
         # Make room: the seed's random appointment gives way to the named case.
         other = session.get(Appointment, other_id)
@@ -368,7 +395,7 @@ def _add_problem_cases(session: Session, company: Company, rng: random.Random, n
             start = _free_future_slot(session, staff, service, branch, day, rng)
             appointment = add_appointment(session, NewAppointment(
                 company_id=company.id, branch_id=branch.id, service_id=service.id, staff_id=staff.id,
-                customer_id=rng.choice(customers).id, busy=busy_intervals(service, start),
+                customer_id=rng.choice(customers).id, busy=_busy(session, service, staff, start),
                 source=AppointmentSource.VOICE, call_id=f"call_demo_{kind}_{company.id}_{i}",
             ))
             requested = now - age()

@@ -433,7 +433,12 @@ def test_world_from_the_database_matches_what_slotguard_believes(clock, calcom_e
     from core.seed import DEMO_PHONE
 
     summary = calcom_emulator.load_world(demo)
-    assert summary.hosts == 7 and summary.event_types == 6
+    # 6 team event types, and Berlin Mitte's three staff have their own for each of the 3 services.
+    assert summary.hosts == 7 and summary.event_types == 6 + 3 * 3
+    event_types = calcom_emulator.state.event_types
+    assert event_types[1001].host_ids == (101, 102, 103, 104, 105)
+    assert [(e, event_types[e].host_ids) for e in (100101, 100102, 100103, 100301)] == [
+        (100101, (101,)), (100102, (102,)), (100103, (103,)), (100301, (101,))]
     synced = demo.scalar(select(func.count()).select_from(Appointment).where(
         Appointment.sync_status == SyncStatus.SYNCED, Appointment.calcom_booking_uid.is_not(None)))
     assert 0 < summary.bookings >= synced  # composite appointments are one booking per step
@@ -445,6 +450,8 @@ def test_world_from_the_database_matches_what_slotguard_believes(clock, calcom_e
                             host_user_id=siebert.staff.calcom_user_id)
     # The pending appointment never reached Cal.com: Cal.com offers its slot.
     assert siebert.starts_at in [s.start for s in free]
+    own = client.get_slots(100101, siebert.starts_at, siebert.starts_at + timedelta(minutes=30), "Europe/Berlin")
+    assert siebert.starts_at in [s.start for s in own]  # Anna's own event type says the same
 
     any_synced = demo.scalar(select(Appointment).where(
         Appointment.sync_status == SyncStatus.SYNCED, Appointment.starts_at > clock.utcnow(),
@@ -453,6 +460,16 @@ def test_world_from_the_database_matches_what_slotguard_believes(clock, calcom_e
                                  else any_synced.segments[0].calcom_booking_uid)
     assert booking.metadata[APPOINTMENT_KEY] == str(any_synced.id)
     assert booking.hosts[0]["id"] == any_synced.staff.calcom_user_id
+    # Berlin Mitte's bookings are on their staff's own event types; Kreuzberg's on the team ones.
+    mitte = demo.scalar(select(Appointment).where(
+        Appointment.sync_status == SyncStatus.SYNCED, Appointment.branch_id == siebert.branch_id,
+        Appointment.service_id == siebert.service_id).order_by(Appointment.id))
+    assert client.get_booking(mitte.calcom_booking_uid).event_type_id == 1001 * 100 + (
+        [m.id for m in siebert.branch.staff].index(mitte.staff_id) + 1)
+    kreuzberg = demo.scalar(select(Appointment).where(
+        Appointment.sync_status == SyncStatus.SYNCED, Appointment.branch_id != siebert.branch_id,
+        Appointment.company_id == siebert.company_id, Appointment.service_id == siebert.service_id))
+    assert client.get_booking(kreuzberg.calcom_booking_uid).event_type_id == 1001
 
 
 def test_cli_refuses_nonsense_faults(runner):

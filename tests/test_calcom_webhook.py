@@ -168,11 +168,74 @@ def test_foreign_composite_booking_keeps_the_gap_free(client, world):
     book(world, TEN + timedelta(minutes=30), 40)  # the processing gap is bookable
 
 
+@pytest.mark.parametrize("organizer", ["ben", "unknown"])
+def test_a_booking_on_a_staff_members_own_event_type_names_staff_and_service(client, world, organizer):
+    """Ben's own event type for the haircut: the event type alone says who and what
+    (the team event type's id is not in the payload)."""
+    from core.event_types import set_staff_event_type
+
+    ben = world["staff"][1]
+    set_staff_event_type(db.session, ben.id, world["haircut"].id, 100111)
+    db.session.commit()
+    host = 101 if organizer == "ben" else 999
+    response = deliver(client, payload(BOOKING_CREATED, event_type_id=100111, host=host))
+    assert response.json["result"] == "created"
+    imported = db.session.get(Appointment, response.json["appointment_id"])
+    assert (imported.staff_id, imported.service_id) == (ben.id, world["haircut"].id)
+    assert [s.calcom_event_type_id for s in imported.segments] == [100111]
+
+
 def test_unmatched_host_is_acknowledged_and_audited(client, world):
     response = deliver(client, payload(BOOKING_CREATED, host=4242))
     assert response.status_code == 200 and response.json["result"] == "unmatched"
     assert count(Appointment) == 0
     assert db.session.scalar(select(AuditEvent.action)) == "calcom_booking_unmatched"
+
+
+def test_redis_down_never_fails_the_webhook(client, app, world, caplog):
+    """The slot cache is dropped after the commit; without Redis its entries expire by themselves."""
+    import redis as redis_lib
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    app.extensions["redis"] = redis_lib.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2,
+                                              retry=Retry(NoBackoff(), 0))
+    response = deliver(client, payload(BOOKING_CREATED))
+    assert response.status_code == 200 and response.json["result"] == "created"
+    assert count(Appointment) == 1
+    assert "slot cache not invalidated after Cal.com BOOKING_CREATED cal_uid_1" in caplog.text
+
+
+def test_every_booking_event_drops_the_cached_slots_of_the_hosts_event_types(client, app, world, clock):
+    """Old and new day of a reschedule, for every event type the host takes part in."""
+    from calcom import slot_cache
+    from core.redis_client import get_redis
+
+    redis = get_redis(app)
+    day_slots = {TEN.date(): [(TEN, TEN + timedelta(minutes=30))]}
+    later = TEN + timedelta(days=3)
+
+    def warm():
+        clock.advance(timedelta(seconds=1))  # fetched after the last invalidation
+        for event_type_id in (1001, 1003):
+            slot_cache.write(redis, event_type_id, 100, "Europe/Berlin", day_slots, 30)
+            slot_cache.write(redis, event_type_id, 100, "Europe/Berlin", {later.date(): []}, 30)
+
+    def cached():
+        entries = [(e, 100, "Europe/Berlin", d) for e in (1001, 1003) for d in (TEN.date(), later.date())]
+        return sorted((e, d.isoformat()) for e, _, _, d in slot_cache.read(redis, entries, 30))
+
+    warm()
+    assert len(cached()) == 4
+    deliver(client, payload(BOOKING_CREATED))  # Anna (host 100), event type 1001, Tuesday
+    assert cached() == [(1001, later.date().isoformat()), (1003, later.date().isoformat())]
+    warm()
+    deliver(client, payload(BOOKING_RESCHEDULED, uid="cal_uid_2", start=later,
+                            previous={"uid": "cal_uid_1", "id": 501, "start": TEN, "end": TEN + timedelta(minutes=30)}))
+    assert cached() == []
+    warm()
+    deliver(client, payload(BOOKING_CANCELLED, uid="cal_uid_2", start=later))
+    assert cached() == [(1001, TEN.date().isoformat()), (1003, TEN.date().isoformat())]
 
 
 def test_replay_changes_nothing(client, world):
@@ -404,6 +467,42 @@ def test_cancelling_one_step_in_calcom_cancels_the_appointment_and_queues_the_re
     assert local.sync_action == SyncAction.CANCEL and local.sync_status == SyncStatus.PENDING  # step_1 must go
     job = get_queue(SYNC_QUEUE).fetch_job(sync_job_id(local.id, local.sync_version))
     assert job is not None and job.args == (local.id, "cancel", local.sync_version)
+
+
+def test_our_rollback_of_a_step_only_forgets_its_uid(client, world):
+    from calcom.metadata import rollback_reason
+
+    local = colour_appointment(world)
+    deliver(client, step_payload(BOOKING_CREATED, local, 0, "step_0"))
+    response = deliver(client, payload(BOOKING_CANCELLED, uid="step_0", reason=rollback_reason(local.id)))
+    assert response.json["result"] == "rollback"
+    db.session.refresh(local)
+    assert local.status == AppointmentStatus.BOOKED and all(s.active for s in local.segments)
+    assert local.sync_action == SyncAction.CREATE and local.sync_version == 1  # no cancel requested
+    assert [s.calcom_booking_uid for s in local.segments] == [None, None]
+
+
+@pytest.mark.parametrize("reason, metadata_names", [
+    ("Slotguard rollback: customer called", None),  # no appointment named: a person typed this
+    ("Slotguard rollback (appointment 999): …", None),  # names another appointment
+    ("Kundin hat abgesagt", "this"),  # our booking, but a real cancellation
+    ("rollback of this appointment", "another"),  # the payload's metadata says it is another's
+])
+def test_a_cancellation_that_is_not_our_rollback_of_this_appointment_cancels_it(
+        client, world, reason, metadata_names):
+    from calcom.metadata import rollback_reason
+
+    local = colour_appointment(world)
+    deliver(client, step_payload(BOOKING_CREATED, local, 0, "step_0"))
+    if reason == "rollback of this appointment":
+        reason = rollback_reason(local.id)
+    cancelled = payload(BOOKING_CANCELLED, uid="step_0", reason=reason)
+    if metadata_names is not None:
+        cancelled["payload"]["metadata"] = {APPOINTMENT_KEY: str(local.id if metadata_names == "this" else 999)}
+    response = deliver(client, cancelled)
+    assert response.json["result"] == "cancelled"
+    db.session.refresh(local)
+    assert local.status == AppointmentStatus.CANCELLED
 
 
 def test_our_reschedule_of_both_steps_confirms_after_the_second(client, world):

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from calcom.client import CalcomClient
 from core.booking_guard import Interval, cancel_appointment, move_appointment
+from core.event_types import set_staff_event_type
 from core.extensions import db
 from core.models import AuditEvent, Service, SyncOutcome, SyncStatus
 from core.queues import enqueue_sync
@@ -51,7 +52,9 @@ class NoJitter(random.Random):
 
 @pytest.fixture
 def calcom(app, calcom_emulator, clock):
-    app.config["CALCOM_SYNC_TIMEOUT"] = 0.5  # the timeout test waits this long, once
+    # Generous for a loaded machine (a slow answer must not turn into a retry);
+    # the timeout test sets its own short one.
+    app.config["CALCOM_SYNC_TIMEOUT"] = 5.0
     return calcom_emulator
 
 
@@ -206,6 +209,55 @@ def test_a_host_other_than_the_staff_member_is_noted(app, world, calcom, caplog)
                if r.name == "calcom.sync")
 
 
+def test_the_host_note_survives_the_webhook_confirming_first(app, world, calcom, live_slotguard, monkeypatch,
+                                                            caplog):
+    """The echo of our own booking confirms the sync while the worker is still busy:
+    the attempt is still our success, with its note, not "changed meanwhile"."""
+    calcom.send_webhooks_to(live_slotguard + "/webhooks/calcom", app.config["CALCOM_WEBHOOK_SECRET"])
+    finish = sync_module.finish_attempt
+
+    def finish_after_the_webhooks(*args, **kwargs):
+        calcom.wait_for_webhooks()
+        return finish(*args, **kwargs)
+
+    monkeypatch.setattr(sync_module, "finish_attempt", finish_after_the_webhooks)
+    appointment = request_sync_job(book(world, TEN, staff=world["staff"][1])).id
+
+    run_sync_jobs(app)
+
+    assert [(d["trigger"], d["status"]) for d in calcom.deliveries] == [("BOOKING_CREATED", 200)]
+    assert '"result":"confirmed"' in calcom.deliveries[0]["response"].replace(" ", "")
+    assert reload(appointment).sync_status == SyncStatus.SYNCED
+    (attempt,) = attempts(appointment)
+    assert attempt.outcome == SyncOutcome.SUCCESS
+    assert "not to the staff member's Cal.com user 101" in attempt.error_message
+    assert "changed meanwhile" not in caplog.text
+
+
+def test_a_staff_members_own_event_type_puts_the_booking_on_their_calendar(app, world, calcom, caplog):
+    """Same situation, but Ben has his own event types (a personal event type each, him
+    the only host): Cal.com has no host to choose, both bookings land on Ben's calendar,
+    the composite's steps too — although Anna, first host of the team event types, is free."""
+    ben = world["staff"][1]
+    set_staff_event_type(db.session, ben.id, world["haircut"].id, 100111)
+    set_staff_event_type(db.session, ben.id, world["colour_id"], 100311)
+    db.session.commit()
+    calcom.load_world(db.session, preload_bookings=False)
+    haircut = request_sync_job(book(world, TEN, staff=ben)).id  # segment recorded without an event type
+    colour, busy = colour_busy(world, TEN + timedelta(hours=2))
+    dyeing = request_sync_job(book(world, busy[0].starts_at, busy=busy, service_id=colour.id, staff=ben,
+                                   ends_at=busy[0].starts_at + timedelta(minutes=100))).id
+
+    run_sync_jobs(app)
+
+    assert reload(haircut).sync_status == reload(dyeing).sync_status == SyncStatus.SYNCED
+    assert [(b.host_id, b.event_type_id) for b in bookings_of(calcom, haircut)] == [(101, 100111)]
+    assert [(b.host_id, b.event_type_id) for b in bookings_of(calcom, dyeing)] == [(101, 100311)] * 2
+    assert not calcom.state.find(host_id=100)
+    assert all(a.error_message is None for a in attempts(haircut) + attempts(dyeing))
+    assert "not to the staff member" not in caplog.text
+
+
 # --- transient failures: retried, still exactly one booking -------------------------------------------
 
 
@@ -255,6 +307,7 @@ def test_a_429_waits_at_least_what_the_rate_limit_headers_say(app, world, calcom
 
 
 def test_a_timeout_is_retried_and_books_once(app, world, calcom, clock):
+    app.config["CALCOM_SYNC_TIMEOUT"] = 0.5  # the hang below outlasts it
     calcom.set_faults({"rules": [{"kind": "timeout", "endpoint": "create", "times": 1, "hang_seconds": 2}]})
     appointment = request_sync_job(book(world, TEN))
 
@@ -433,8 +486,54 @@ def test_a_composite_segment_that_cannot_be_booked_rolls_back_the_others(app, so
     (first_segment,) = bookings_of(calcom, appointment.id, live_only=False)
     assert first_segment.status == "cancelled" and first_segment.start == TEN
     # The BOOKING_CANCELLED webhook can tell our undo from a customer's cancellation.
-    assert first_segment.cancellation_reason.startswith("Slotguard rollback")
+    assert first_segment.cancellation_reason.startswith(f"Slotguard rollback (appointment {appointment.id})")
     assert [s.calcom_booking_uid for s in appointment.segments] == [None, None]
+
+
+@pytest.mark.parametrize("webhooks_arrive", ["before_the_result_is_written", "after_the_result_is_written"])
+def test_the_webhook_of_our_own_rollback_leaves_the_appointment_as_the_sync_left_it(
+        app, solo_world, calcom, live_slotguard, monkeypatch, webhooks_arrive):
+    """The segment that was booked echoes back (BOOKING_CREATED stores its uid), then
+    our rollback cancels it (BOOKING_CANCELLED). Whichever comes first — the webhooks
+    or the worker writing its result — the customer keeps the appointment, flagged."""
+    foreign_booking(calcom, TEN + timedelta(minutes=70))  # in the way of the second work segment
+    calcom.send_webhooks_to(live_slotguard + "/webhooks/calcom", app.config["CALCOM_WEBHOOK_SECRET"])
+    gate = threading.Event()
+    if webhooks_arrive == "before_the_result_is_written":
+        gate.set()
+        finish = sync_module.finish_attempt
+
+        def finish_after_the_webhooks(*args, **kwargs):
+            calcom.wait_for_webhooks()
+            return finish(*args, **kwargs)
+
+        monkeypatch.setattr(sync_module, "finish_attempt", finish_after_the_webhooks)
+    else:
+        deliver = calcom.emulator.webhooks._deliver
+
+        def deliver_when_the_job_is_done(*args):
+            assert gate.wait(10)
+            return deliver(*args)
+
+        monkeypatch.setattr(calcom.emulator.webhooks, "_deliver", deliver_when_the_job_is_done)
+    appointment = request_sync_job(composite(app, solo_world))
+
+    run_sync_jobs(app)
+    gate.set()
+    calcom.wait_for_webhooks()
+
+    assert [(d["trigger"], d["status"]) for d in calcom.deliveries] == [
+        ("BOOKING_CREATED", 200), ("BOOKING_CANCELLED", 200)]
+    assert '"result":"rollback"' in calcom.deliveries[1]["response"].replace(" ", "")
+    appointment = reload(appointment.id)
+    assert appointment.is_active and all(s.active for s in appointment.segments)
+    assert appointment.sync_status == SyncStatus.FAILED and appointment.requires_manual_review
+    assert "segment 2 of 2 (Auswaschen, 11:10–11:40)" in appointment.manual_review_reason
+    assert appointment.calcom_booking_uid is None
+    assert [s.calcom_booking_uid for s in appointment.segments] == [None, None]
+    audit = db.session.scalar(select(AuditEvent).where(AuditEvent.appointment_id == appointment.id,
+                                                       AuditEvent.action == "calcom_rollback_seen"))
+    assert audit is not None and audit.details["uid"] == calcom.deliveries[1]["uid"]
 
 
 def test_a_composite_move_later_moves_every_segment(app, solo_world, calcom):

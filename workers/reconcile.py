@@ -45,6 +45,7 @@ from calcom.metadata import appointment_id_from, segment_from
 from calcom.rate_budget import RateBudget
 from core.booking_guard import MAX_SEGMENT, guarded_transaction, request_sync
 from core.clock import UTC, ensure_utc, to_local, utcnow
+from core.event_types import staff_event_type_mappings
 from core.extensions import db
 from core.models import (
     Appointment,
@@ -238,8 +239,10 @@ def reconcile(
 
 
 def _event_type_ids(session: Session) -> list[int]:
-    """Every Cal.com event type our services and their steps book."""
+    """Every Cal.com event type our services, their steps and the staff members' own
+    event types (`core.event_types`) book."""
     ids = set(session.scalars(select(Service.calcom_event_type_id).where(Service.calcom_event_type_id.is_not(None))))
+    ids |= set(staff_event_type_mappings(session).values())
     ids |= set(session.scalars(select(ServiceSegment.calcom_event_type_id)
                                .where(ServiceSegment.calcom_event_type_id.is_not(None))))
     ids |= set(session.scalars(select(AppointmentSegment.calcom_event_type_id)

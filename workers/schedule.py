@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import warnings
 from dataclasses import dataclass
 
 from crontab import CronTab
@@ -116,6 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--burst", action="store_true",
                         help="register the schedule, enqueue what is due now, and exit")
     args = parser.parse_args(argv)
+    # The pinned crontab announces that a future version will read cron strings in UTC
+    # (printed at every start); the schedule is documented in the host's local time,
+    # which is what the pinned version does.
+    warnings.filterwarnings("ignore", category=FutureWarning, module="rq_scheduler.utils")
 
     from core.redis_client import get_redis
     from workers.app_context import app_context

@@ -12,7 +12,8 @@ version)` on the `calcom-sync` queue, one job per change (job id
 3. make Cal.com match the plan (`workers.sync_calcom`), no transaction open;
 4. write the result in a second short transaction: `synced`, or still `pending`
    with the next attempt scheduled (backoff with full jitter, `workers.backoff`), or
-   `failed` + manual review with a reason an operator can act on;
+   `failed` + manual review with a reason an operator can act on; then drop the
+   cached Cal.com slots the attempt made stale (`calcom.slot_cache`);
 5. after the commit, enqueue the retry with RQ's scheduler (`enqueue_in`); if that is
    lost, the sweeper (`workers.sweeper`) re-enqueues the appointment.
 """
@@ -27,6 +28,7 @@ from flask import current_app
 from rq import get_current_job
 
 from calcom.client import get_client
+from calcom.slot_cache import invalidate_quietly as invalidate_slot_cache
 from core import log_context
 from core.extensions import db
 from core.models import Appointment, SyncOutcome, SyncStatus
@@ -90,6 +92,10 @@ def _attempt(appointment_id: int, action: str, version: int, job_id: str | None,
         return retry_delay(policy, failed_attempts, rng, retry_after=retry_after)
 
     decision = finish_attempt(session, plan, outcome, duration_ms=duration_ms, retry_delay=delay_for)
+    # Cal.com's calendar may have changed (even a failed attempt may have booked or
+    # rolled back): cached slots around these times are stale now.
+    invalidate_slot_cache(plan.slot_cache_event_type_ids, plan.slot_cache_moments,
+                          why=f"syncing appointment {appointment_id}")
     log.log(
         logging.WARNING if decision.outcome in (SyncOutcome.RETRY, SyncOutcome.FAILED) else logging.INFO,
         "sync appointment=%s action=%s attempt=%s/%s outcome=%s code=%s status=%s duration_ms=%s job=%s%s%s",

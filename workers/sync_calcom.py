@@ -23,7 +23,7 @@ from typing import Callable
 
 from calcom.client import Booking, CalcomClient
 from calcom.errors import CalcomError, CalcomRequestError, SlotUnavailable
-from calcom.metadata import appointment_id_from, booking_metadata, segment_from
+from calcom.metadata import appointment_id_from, booking_metadata, rollback_reason, segment_from
 from core.models import SyncAction
 from workers.sync_failures import Failure, classify
 from workers.sync_records import CalcomOutcome, SyncPlan, Target
@@ -31,8 +31,6 @@ from workers.sync_records import CalcomOutcome, SyncPlan, Target
 log = logging.getLogger("calcom.sync")
 
 LIVE_STATUSES = ("accepted", "pending")
-# The cancellation reason of bookings we cancel to undo a partly booked composite appointment.
-ROLLBACK_REASON_PREFIX = "Slotguard rollback"
 MAX_RESCHEDULE_HOPS = 10
 MAX_LIST_PAGES = 20
 PAGE_SIZE = 100
@@ -391,7 +389,7 @@ class CalcomSync:
         if self.plan.action != SyncAction.CANCEL:
             # Recognisable in the BOOKING_CANCELLED webhook: our own undo, not a cancellation
             # of the appointment (see README, "Sync to Cal.com").
-            return f"{ROLLBACK_REASON_PREFIX}: the appointment could not be booked in Cal.com completely"
+            return rollback_reason(self.plan.appointment_id)
         return f"Slotguard: {reason}"[:500] if reason else "Cancelled by the customer (Slotguard)"
 
 

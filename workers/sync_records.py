@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from calcom.client import Attendee, Booking
 from core.booking_guard import MAX_SEGMENT, guarded_transaction
 from core.clock import to_local, utcnow
+from core.event_types import event_types_of_segments, event_types_of_staff
 from core.models import (
     Appointment,
     AppointmentSegment,
@@ -80,6 +81,10 @@ class SyncPlan:
     cancellation_reason: str | None
     # The staff member's Cal.com user id: the host the bookings should have.
     host_user_id: int | None = None
+    # Cached Cal.com slots this attempt makes stale: every event type the staff member
+    # takes part in, around the times the appointment's bookings are (or were) at.
+    slot_cache_event_type_ids: tuple[int, ...] = ()
+    slot_cache_moments: tuple[datetime, ...] = ()
 
     @property
     def is_last_attempt(self) -> bool:
@@ -182,7 +187,7 @@ def claim_attempt(
                               attempt_number=appointment.sync_attempts, started_at=now, job_id=job_id)
         session.add(attempt)
         session.flush()
-        return _plan(appointment, attempt, check_first, max_attempts)
+        return _plan(session, appointment, attempt, check_first, max_attempts)
 
 
 def finish_attempt(
@@ -214,9 +219,12 @@ def finish_attempt(
             attempt.error_code = failure.code
             attempt.error_message = failure.reason
 
-        current = (appointment.sync_version == plan.version and appointment.sync_action == plan.action
-                   and appointment.sync_status == SyncStatus.PENDING)
-        if not current:
+        same_request = appointment.sync_version == plan.version and appointment.sync_action == plan.action
+        # Cal.com's webhook echoing our own booking may have confirmed this very request
+        # while we were still talking to Cal.com: that is our success, not someone else's change.
+        confirmed_by_webhook = same_request and appointment.sync_status == SyncStatus.SYNCED and failure is None
+        current = same_request and appointment.sync_status == SyncStatus.PENDING
+        if not current and not confirmed_by_webhook:
             # Someone changed the appointment while we talked to Cal.com; the job for
             # the newer version takes it from here (with the uids recorded above).
             if failure is None:
@@ -315,7 +323,8 @@ def _close_orphaned_attempts(session: Session, appointment_id: int, now: datetim
                                 "the next attempt checked Cal.com for bookings it may have made.")
 
 
-def _plan(appointment: Appointment, attempt: SyncAttempt, check_first: bool, max_attempts: int) -> SyncPlan:
+def _plan(session: Session, appointment: Appointment, attempt: SyncAttempt, check_first: bool,
+          max_attempts: int) -> SyncPlan:
     service, staff, branch, customer = appointment.service, appointment.staff, appointment.branch, \
         appointment.customer
     composite = service.kind == ServiceKind.COMPOSITE
@@ -330,6 +339,9 @@ def _plan(appointment: Appointment, attempt: SyncAttempt, check_first: bool, max
         return segment.position % per_generation
 
     tz = branch.timezone
+    # The staff member's own event type when one is mapped (Cal.com cannot give the
+    # booking to a colleague then), else the service's or the step's: core.event_types.
+    event_type_ids = event_types_of_segments(session, service, staff, len(active))
     targets = []
     for rank, segment in enumerate(active):
         label = ""
@@ -340,7 +352,7 @@ def _plan(appointment: Appointment, attempt: SyncAttempt, check_first: bool, max
                      f"{local_start:%H:%M}–{local_end:%H:%M})")
         targets.append(Target(
             index=rank, segment_id=segment.id, starts_at=segment.starts_at, ends_at=segment.ends_at,
-            event_type_id=segment.calcom_event_type_id or service.calcom_event_type_id, label=label,
+            event_type_id=event_type_ids[rank], label=label,
             uid=segment.calcom_booking_uid,
         ))
 
@@ -364,7 +376,9 @@ def _plan(appointment: Appointment, attempt: SyncAttempt, check_first: bool, max
 
     starts = [s.starts_at for s in segments] or [appointment.starts_at]
     ends = [s.ends_at for s in segments] or [appointment.ends_at]
+    # Where our bookings can be: the event types of earlier bookings too.
     event_types = {s.calcom_event_type_id for s in segments if s.calcom_event_type_id}
+    event_types |= {t.event_type_id for t in targets if t.event_type_id}
     if service.calcom_event_type_id:
         event_types.add(service.calcom_event_type_id)
 
@@ -392,6 +406,9 @@ def _plan(appointment: Appointment, attempt: SyncAttempt, check_first: bool, max
         what=what,
         cancellation_reason=appointment.cancellation_reason,
         host_user_id=staff.calcom_user_id,
+        slot_cache_event_type_ids=tuple(sorted(event_types | event_types_of_staff(session, [staff.id]))),
+        slot_cache_moments=tuple(sorted({t.starts_at for t in targets} | set(previous_starts.values())
+                                        | {s.starts_at for s in segments if s.calcom_booking_uid})),
     )
 
 

@@ -143,6 +143,25 @@ def test_a_foreign_booking_over_our_appointment_is_flagged_naming_both(world, ru
     assert any(f["booking_uid"] == lonely.uid and f["handling"] == "reported" for f in run.findings)
 
 
+def test_a_booking_on_a_staff_members_own_event_type_is_looked_at_too(world, runner, calcom_emulator):
+    """Ben's own Cal.com event type (host pinning) is listed like the services' ones: a
+    booking made on his page whose webhook was lost is found."""
+    from core.event_types import set_staff_event_type
+
+    set_staff_event_type(db.session, world["staff"][1].id, world["haircut"].id, 100111)
+    db.session.commit()
+    calcom_emulator.load_world(db.session, preload_bookings=False)
+    booking, _ = calcom_emulator.state.create_booking(
+        {"eventTypeId": 100111, "start": "2026-12-08T12:00:00.000Z",
+         "attendee": {"name": "Web Kunde", "email": "web@example.com", "timeZone": "Europe/Berlin"}},
+        origin="direct")
+
+    assert run_reconcile(runner).exit_code == 1
+    run = latest_run()
+    assert run.event_types == 3 and run.counts[UNKNOWN] == 1  # 1001, 1003 and Ben's 100111
+    assert [f["booking_uid"] for f in run.findings] == [booking.uid]
+
+
 def test_cancelled_here_but_live_in_calcom_is_cancelled_again(world, runner, calcom_emulator, app):
     appointment = synced(world)
     release_appointment(appointment, reason="Kunde hat abgesagt", request=None)  # the cancel sync was lost

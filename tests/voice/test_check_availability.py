@@ -8,8 +8,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import event
 
-from booking import slot_cache
 from booking.holds import cell_keys
+from calcom import slot_cache
 from core.booking_guard import Interval
 from core.clock import frozen_at
 from core.extensions import db
@@ -206,6 +206,95 @@ def test_slots_are_cached_briefly_and_invalidated_explicitly(world, voice, calen
     assert calendar.requests_served == asked + 2  # stale entry refetched
 
 
+@pytest.mark.parametrize("event_type_id", [
+    1001,  # the same service: Slotguard imports the booking as an appointment
+    4242,  # an event type only Cal.com has (Anna's "Beratung"): only Cal.com can say she is busy
+])
+def test_a_booking_made_in_calcom_reaches_the_next_check_through_the_webhook(
+        world, voice, calendar, calcom_emulator, live_slotguard, app, event_type_id):
+    from calcom.emulator_state import EventType
+
+    calendar.state.add_event_type(EventType(id=4242, slug="beratung", title="Beratung", length_minutes=30,
+                                            host_ids=(100,), slot_interval_minutes=30))
+    calcom_emulator.send_webhooks_to(live_slotguard + "/webhooks/calcom", app.config["CALCOM_WEBHOOK_SECRET"])
+    assert voice("check_availability", dict(TUESDAY_10, time="12:00", staff="Anna"))["available"] is True
+    asked = calendar.requests_served  # the day is cached now (SLOT_CACHE_SECONDS, frozen clock)
+
+    response = calcom_emulator.control("POST", "/bookings", json={
+        "eventTypeId": event_type_id, "hostId": 100, "start": "2026-12-08T11:00:00Z",
+        "attendee": {"name": "Web Kundin", "email": "web@example.com", "timeZone": "Europe/Berlin"}})
+    assert response.status_code == 201
+    calcom_emulator.wait_for_webhooks()
+    assert [d["status"] for d in calcom_emulator.deliveries] == [200]
+
+    body = voice("check_availability", dict(TUESDAY_10, time="12:00", staff="Anna"), call_id="call_B")
+    assert body["available"] is False
+    assert calendar.requests_served > asked  # asked Cal.com again, without waiting for the TTL
+
+
+def test_the_sync_worker_drops_the_cached_slots_it_makes_stale(world, voice, calendar, app):
+    """A caller cancels; once the worker has cancelled the Cal.com booking, the slot is
+    offered again at once (no webhook needed, no TTL to wait for)."""
+    from core.booking_guard import cancel_appointment
+    from core.queues import enqueue_sync
+    from tests.support.sync_helpers import reload, run_sync_jobs
+
+    noon = dict(TUESDAY_10, time="12:00", staff="Anna")
+    appointment = book(world, berlin(2026, 12, 8, 12), 30, staff=world["staff"][0])
+    enqueue_sync(appointment.id, "create", appointment.sync_version)
+    run_sync_jobs(app)
+    assert calendar.bookings(status="accepted")
+    cancel_appointment(db.session, appointment.id)
+    appointment = reload(appointment.id)
+    enqueue_sync(appointment.id, "cancel", appointment.sync_version)
+    assert voice("check_availability", noon)["available"] is False  # Cal.com still has it (and it is cached)
+
+    run_sync_jobs(app)
+
+    assert reload(appointment.id).sync_status == SyncStatus.SYNCED and not calendar.bookings(status="accepted")
+    assert voice("check_availability", noon, call_id="call_B")["available"] is True
+
+
+def test_a_staff_member_with_an_own_event_type_is_asked_about_and_booked_through_it(
+        world, voice, calendar, monkeypatch):
+    """Anna has her own Cal.com event type for the haircut: Cal.com is asked about it as
+    it is (one host), Ben (unmapped) through the team event type with his host id; the
+    booking records Anna's event type for the sync."""
+    from core.event_types import set_staff_event_type
+
+    anna = world["staff"][0]
+    set_staff_event_type(db.session, anna.id, world["haircut"].id, 100100)
+    db.session.commit()
+    calendar.load()
+    asked = []
+    slots = calendar.state.slots
+    monkeypatch.setattr(calendar.state, "slots", lambda params: asked.append(dict(params)) or slots(params))
+
+    assert voice("check_availability", TUESDAY_10)["slot"]["staff"] == "Anna"
+    assert sorted((p["eventTypeId"], p.get("rrHostSubsetIds")) for p in asked) == [
+        ("1001", "101"), ("100100", None)]
+    body = voice("start_booking", dict(TUESDAY_10, staff="Anna", customer_name="Erika Muster"))
+    appointment = db.session.get(Appointment, body["appointment_id"])
+    assert [s.calcom_event_type_id for s in appointment.segments] == [100100]
+
+
+def test_an_own_event_type_that_cal_com_does_not_offer_means_not_available(world, voice, calendar):
+    """Cal.com is asked about Anna's own event type, not the team one: what it says counts."""
+    from calcom.emulator_state import EventType
+    from core.event_types import set_staff_event_type
+
+    anna = world["staff"][0]
+    set_staff_event_type(db.session, anna.id, world["haircut"].id, 100100)
+    db.session.commit()
+    calendar.load()
+    calendar.state.add_event_type(EventType(id=100100, slug="anna-haircut", title="Herrenhaarschnitt (Anna)",
+                                            length_minutes=30, host_ids=(100,), slot_interval_minutes=30,
+                                            minimum_booking_notice_minutes=3 * 24 * 60))
+
+    assert voice("check_availability", dict(TUESDAY_10, staff="Anna"))["available"] is False
+    assert voice("check_availability", TUESDAY_10, call_id="call_B")["slot"]["staff"] == "Ben"
+
+
 def test_local_part_is_a_bounded_number_of_queries(world, voice, app):
     """However many appointments exist, a check costs the same few indexed queries."""
     world = ids_only(world)
@@ -226,14 +315,15 @@ def test_local_part_is_a_bounded_number_of_queries(world, voice, app):
         assert body["available"] is True
         return len(seen)
 
-    # branch by phone, services, staff, service segments, the staff's segments that day
+    # branch by phone, services, staff, service segments, the staff's own event types,
+    # the staff's segments that day
     few = statements_for_check("10:00")
     for day in range(1, 40):  # a busy calendar: many appointments of both staff members
         for member in world["staff"]:
             for hour in (9, 11, 13, 15):
                 book(world, berlin(2026, 12, 8, hour) + timedelta(days=day), 30, staff=member)
     many = statements_for_check("10:30")
-    assert few == many <= 5
+    assert few == many <= 6
 
 
 def test_response_stays_small(world, voice):
