@@ -1,7 +1,7 @@
 # Two commands for a fresh machine with only Python 3.11+:
 #   make run   – install, migrate, seed the demo, start web + worker + scheduler
 #                (+ the local Cal.com emulator unless a real CALCOM_API_KEY is set)
-#   make test  – install, run the whole test suite
+#   make test  – install, run the test suite (`make test-slow`: the long reliability suites)
 # Without DATABASE_URL/REDIS_URL both use SQLite in instance/ and an embedded
 # Redis-compatible server installed from PyPI.
 
@@ -31,7 +31,7 @@ RUN_CALCOM_ENV :=
 RUN_CALCOM_NOTE := Cal.com: the real API with your CALCOM_API_KEY
 endif
 
-.PHONY: run test test-fast bench install install-dev clean
+.PHONY: run test test-slow test-all bench install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -60,11 +60,16 @@ run: install
 		$(RUN_CALCOM_ENV) \
 		$(BIN)/python -m core.embedded_redis -- $(BIN)/honcho start -f $(RUN_PROCFILE)
 
+# `make test` keeps to a few minutes: everything but the long reliability suites
+# (marked `slow`: contention, crash, Cal.com faults, Redis outage). CI runs both.
 test: install-dev
-	$(BIN)/pytest
-
-test-fast: install-dev
 	$(BIN)/pytest -m "not slow"
+
+test-slow: install-dev
+	$(BIN)/pytest -m slow
+
+test-all: install-dev
+	$(BIN)/pytest
 
 bench: install-dev
 	$(BIN)/python -m bench
