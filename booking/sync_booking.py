@@ -31,7 +31,7 @@ from core.booking_guard import release_appointment
 from core.clock import utcnow
 from core.event_types import event_types_of_segments
 from core.models import Appointment, ServiceKind, SyncAction, SyncAttempt, SyncOutcome, SyncStatus
-from core.queues import enqueue_sync
+from core.queues import enqueue_sync_quietly
 
 logger = logging.getLogger(__name__)
 
@@ -85,10 +85,7 @@ def create_in_calcom_now(session: Session, appointment: Appointment) -> None:
         session.commit()
         logger.warning("appointment %s: Cal.com create failed (%s); cancelled locally", appointment.id, exc)
         if maybe_created:
-            try:
-                enqueue_sync(appointment.id, SyncAction.CANCEL.value, appointment.sync_version)
-            except Exception:  # noqa: BLE001 - the sweeper retries pending syncs
-                logger.exception("could not queue the Cal.com cancel of appointment %s", appointment.id)
+            enqueue_sync_quietly(appointment.id, SyncAction.CANCEL.value, appointment.sync_version)
         if isinstance(exc, SlotUnavailable):
             raise CalendarRefused(str(exc)) from exc
         raise CalendarFailed(str(exc)) from exc

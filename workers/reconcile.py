@@ -60,7 +60,7 @@ from core.models import (
     SyncStatus,
 )
 from core.prom import RECONCILE_DRIFT, RECONCILE_RUNS
-from core.queues import enqueue_sync
+from core.queues import enqueue_sync_quietly
 from core.redis_client import get_redis
 from monitoring import drift
 from workers.sync_calcom import MAX_RESCHEDULE_HOPS, is_live
@@ -161,8 +161,32 @@ def reconcile(
     run_id = run.id
     log.info("reconcile run=%s from=%s to=%s dry_run=%s: started", run_id, start.isoformat(), end.isoformat(),
              dry_run)
+    try:
+        return _run(session, run_id, start, end, dry_run=dry_run, lister=_Lister(client, budget), app=app)
+    except BaseException as exc:  # a crash (or RQ's job timeout) must not leave the run "running"
+        _record_crash(session, run_id, exc, dry_run)
+        raise
 
-    lister = _Lister(client, budget)
+
+def _record_crash(session: Session, run_id: int, exc: BaseException, dry_run: bool) -> None:
+    """Mark a run that died half-way as failed, with what killed it."""
+    try:
+        session.rollback()
+        run = session.get(ReconciliationRun, run_id)
+        run.finished_at = utcnow()
+        run.status = "failed"
+        run.errors = list(run.errors or []) + [f"the run stopped: {type(exc).__name__}: {exc}"[:500]]
+        session.commit()
+    except Exception:  # the database itself may be what failed
+        session.rollback()
+        log.exception("reconcile run=%s: could not record the failure", run_id)
+    RECONCILE_RUNS.labels("failed", "dry_run" if dry_run else "apply").inc()
+    log.error("reconcile run=%s status=failed: %s: %s", run_id, type(exc).__name__, exc)
+
+
+def _run(session: Session, run_id: int, start: datetime, end: datetime, *, dry_run: bool, lister: "_Lister",
+         app) -> ReconciliationRun:
+    """The comparison and the repairs of one recorded run; finishes the run's row."""
     errors: list[str] = []
     findings: list[Finding] = []
     bookings_seen = segments_seen = 0
@@ -199,7 +223,7 @@ def reconcile(
         if queued:
             to_enqueue.append(queued)
     for appointment_id, action, version in to_enqueue:  # after the commits: jobs read what we wrote
-        enqueue_sync(appointment_id, action, version, app=app)
+        enqueue_sync_quietly(appointment_id, action, version, app=app)
 
     run = session.get(ReconciliationRun, run_id)
     counts = Counter(f.kind for f in findings)
