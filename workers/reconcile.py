@@ -41,6 +41,7 @@ from sqlalchemy.orm import Session
 
 from calcom.client import Booking, CalcomClient, get_client
 from calcom.errors import CalcomError, CalcomRequestError, RateLimited
+from calcom.failures import classify
 from calcom.metadata import appointment_id_from, segment_from
 from calcom.rate_budget import RateBudget
 from core.booking_guard import MAX_SEGMENT, guarded_transaction, request_sync
@@ -196,8 +197,11 @@ def _run(session: Session, run_id: int, start: datetime, end: datetime, *, dry_r
             bookings = lister.bookings(event_type_id, start, end)
         except (CalcomError, TimeoutError) as exc:
             # Without the complete list every segment would look missing: skip this type.
-            errors.append(f"event type {event_type_id}: could not list Cal.com bookings ({exc})")
-            log.warning("reconcile run=%s event_type=%s: listing failed: %s", run_id, event_type_id, exc)
+            failure = classify(exc, doing=f"list the Cal.com bookings of event type {event_type_id}",
+                               event_type_id=event_type_id)
+            errors.append(failure.reason)
+            log.warning("reconcile run=%s event_type=%s code=%s: %s", run_id, event_type_id, failure.code,
+                        failure.reason)
             continue
         comparison = _compare(session, event_type_id, bookings, start, end, lister)
         session.rollback()  # end the read transaction before any write
@@ -396,7 +400,8 @@ def _compare(session: Session, event_type_id: int, bookings: list[Booking], star
             if booking is not None:
                 booking = lister.follow(booking)  # moved in Cal.com: to where?
         except (CalcomError, TimeoutError) as exc:
-            result.errors.append(f"appointment {appointment.id}: could not read Cal.com booking {uid} ({exc})")
+            result.errors.append(classify(exc, doing=f"read Cal.com booking {uid} of appointment {appointment.id}",
+                                          event_type_id=event_type_id).reason)
             continue
         finding = _missing_or_elsewhere(segment, appointment, booking)
         if finding is not None:
