@@ -17,7 +17,6 @@ Every Cal.com failure — in the sync worker, in reconciliation, and on the voic
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from calcom.errors import (
@@ -30,6 +29,7 @@ from calcom.errors import (
     RetryableCalcomError,
     SlotUnavailable,
 )
+from core.pii import redact_text
 
 RETRYABLE = "retryable"
 RATE_LIMITED = "rate_limited"
@@ -72,18 +72,6 @@ def kind_of(error: Exception) -> str:
     return RETRYABLE
 
 
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
-# International (+49 151 …) or national (0151 …) numbers; not dates, times or ids.
-_PHONE = re.compile(r"\+\d[\d ()/-]{6,}\d|\b0\d[\d ()/]{6,}\d\b")
-
-
-def redact(text: str | None) -> str | None:
-    """Mask e-mail addresses and phone numbers: error texts go to logs and the dashboard."""
-    if text is None:
-        return None
-    return _PHONE.sub("[phone]", _EMAIL.sub("[email]", text))
-
-
 def describe(error: CalcomError) -> str:
     """Cal.com's own words, shortened and without personal data."""
     parts = []
@@ -91,7 +79,7 @@ def describe(error: CalcomError) -> str:
         parts.append(f"HTTP {error.status}")
     if error.code:
         parts.append(str(error.code))
-    message = redact(error.message or "") or ""
+    message = redact_text(error.message or "") or ""
     if len(message) > 300:
         message = message[:297] + "..."
     head = " ".join(parts)
@@ -144,7 +132,7 @@ def _classify(error: Exception, doing: str, event_type_id: int | None, segment_i
         return Failure("calcom_error", f"Could not {doing}: {describe(error)}.", False,
                        error.status, None, segment_index)
     return Failure("unexpected_error", f"Could not {doing}: unexpected error {type(error).__name__}: "
-                   f"{redact(str(error))[:300]}.", True, None, None, segment_index)
+                   f"{redact_text(str(error))[:300]}.", True, None, None, segment_index)
 
 
 def _request_failure(error: CalcomRequestError, doing: str, event_type_id: int | None,
@@ -188,4 +176,4 @@ def _request_failure(error: CalcomRequestError, doing: str, event_type_id: int |
 
 
 __all__ = ["MALFORMED", "PERMANENT", "RATE_LIMITED", "RETRYABLE", "RETRY_HELPS", "SLOT_TAKEN", "Failure", "classify",
-           "describe", "kind_of", "redact"]
+           "describe", "kind_of"]

@@ -12,7 +12,8 @@ from calcom.errors import (
     RateLimited,
     SlotUnavailable,
 )
-from calcom.failures import classify, redact
+from calcom.failures import classify
+from core.pii import redact_text as redact
 
 DOING = "book Herrenhaarschnitt with Anna on Tue 08.12.2026 10:00 (Europe/Berlin) in Cal.com"
 
