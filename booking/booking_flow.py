@@ -36,7 +36,7 @@ from calcom.slot_cache import invalidate_quietly as invalidate_slot_cache
 from booking.sync_booking import CalendarFailed, CalendarRefused, create_in_calcom_now
 from core.booking_guard import NewAppointment, SlotTaken, add_appointment, guarded_transaction
 from core.models import ACTIVE_STATUSES, Appointment, AppointmentSource, Customer, Service, SyncStatus
-from core.queues import enqueue_sync
+from core.queues import enqueue_sync_quietly
 
 logger = logging.getLogger(__name__)
 
@@ -214,10 +214,7 @@ def _release(checker: Checker, call_id: str, cells: list[str]) -> None:
 def queue_sync(appointment: Appointment, action: str) -> None:
     """Queue the Cal.com sync; if Redis is down the appointment stays pending and the
     sync sweeper picks it up, so the caller's booking stands either way."""
-    try:
-        enqueue_sync(appointment.id, action, appointment.sync_version)
-    except Exception:  # noqa: BLE001 - any queue failure must not undo a committed booking
-        logger.exception("could not queue %s sync of appointment %s; the sweeper will retry", action, appointment.id)
+    enqueue_sync_quietly(appointment.id, action, appointment.sync_version)
 
 
 def fresh_alternatives(checker: Checker, near: datetime) -> list[SlotOption]:

@@ -624,12 +624,9 @@ def _enqueue_after_commit(session: Session, appointment: Appointment) -> None:
     appointment_id, action, version = appointment.id, appointment.sync_action.value, appointment.sync_version
 
     def enqueue(_session):
-        try:
-            from core.queues import enqueue_sync
+        from core.queues import enqueue_sync_quietly
 
-            enqueue_sync(appointment_id, action, version)
-        except Exception as exc:  # the sweeper picks pending appointments up later
-            log.warning("could not enqueue sync of appointment %s: %s", appointment_id, exc)
+        enqueue_sync_quietly(appointment_id, action, version)
 
     sa_event.listen(real_session, "after_commit", enqueue, once=True)
 

@@ -25,13 +25,14 @@ import time
 from sqlalchemy.orm import Session
 
 from calcom.client import Attendee, get_client
-from calcom.errors import CalcomError, RetryableCalcomError, SlotUnavailable
+from calcom.errors import CalcomError
+from calcom.failures import SLOT_TAKEN, Failure, classify
 from calcom.metadata import booking_metadata
 from core.booking_guard import release_appointment
 from core.clock import utcnow
 from core.event_types import event_types_of_segments
 from core.models import Appointment, ServiceKind, SyncAction, SyncAttempt, SyncOutcome, SyncStatus
-from core.queues import enqueue_sync
+from core.queues import enqueue_sync_quietly
 
 logger = logging.getLogger(__name__)
 
@@ -72,8 +73,12 @@ def create_in_calcom_now(session: Session, appointment: Appointment) -> None:
             if appointment.calcom_booking_uid is None:
                 appointment.calcom_booking_uid, appointment.calcom_booking_id = booking.uid, booking.id
     except CalcomError as exc:
-        _record(session, appointment, started_at, started, SyncOutcome.FAILED, exc)
-        maybe_created = created > 0 or isinstance(exc, RetryableCalcomError)
+        failing_event_type = event_type_ids[created] if created < len(event_type_ids) else None
+        failure = classify(exc, doing=f"book appointment {appointment.id} in Cal.com while the caller waited",
+                           event_type_id=failing_event_type, segment_index=created if composite else None)
+        _record(session, appointment, started_at, started, SyncOutcome.FAILED, exc, failure)
+        # A timeout, 5xx, 429 or unreadable answer may have created it after all.
+        maybe_created = created > 0 or failure.retryable
         reason = "Cal.com did not accept the booking while the caller waited"
         if maybe_created:
             release_appointment(appointment, reason=reason, request=SyncAction.CANCEL)
@@ -83,30 +88,28 @@ def create_in_calcom_now(session: Session, appointment: Appointment) -> None:
             appointment.sync_status = SyncStatus.SYNCED
             appointment.synced_at = utcnow()
         session.commit()
-        logger.warning("appointment %s: Cal.com create failed (%s); cancelled locally", appointment.id, exc)
+        logger.warning("appointment %s: Cal.com create failed (%s: %s); cancelled locally", appointment.id,
+                       failure.code, failure.reason)
         if maybe_created:
-            try:
-                enqueue_sync(appointment.id, SyncAction.CANCEL.value, appointment.sync_version)
-            except Exception:  # noqa: BLE001 - the sweeper retries pending syncs
-                logger.exception("could not queue the Cal.com cancel of appointment %s", appointment.id)
-        if isinstance(exc, SlotUnavailable):
-            raise CalendarRefused(str(exc)) from exc
-        raise CalendarFailed(str(exc)) from exc
+            enqueue_sync_quietly(appointment.id, SyncAction.CANCEL.value, appointment.sync_version)
+        if failure.kind == SLOT_TAKEN:
+            raise CalendarRefused(failure.reason) from exc
+        raise CalendarFailed(failure.reason) from exc
 
     appointment.sync_status = SyncStatus.SYNCED
     appointment.synced_at = utcnow()
-    _record(session, appointment, started_at, started, SyncOutcome.SUCCESS, None)
+    _record(session, appointment, started_at, started, SyncOutcome.SUCCESS, None, None)
     session.commit()
 
 
 def _record(session: Session, appointment: Appointment, started_at, started: float, outcome: SyncOutcome,
-            error: CalcomError | None) -> None:
+            error: CalcomError | None, failure: Failure | None) -> None:
     now = utcnow()
     appointment.sync_attempts = (appointment.sync_attempts or 0) + 1
     appointment.last_sync_attempt_at = now
-    if error is not None:
-        appointment.sync_error_code = error.code or type(error).__name__
-        appointment.sync_error_message = error.message
+    if failure is not None:
+        appointment.sync_error_code = failure.code
+        appointment.sync_error_message = failure.reason
     session.add(
         SyncAttempt(
             appointment_id=appointment.id,
@@ -116,8 +119,8 @@ def _record(session: Session, appointment: Appointment, started_at, started: flo
             finished_at=now,
             outcome=outcome,
             http_status=error.status if error is not None else 201,
-            error_code=(error.code or type(error).__name__) if error is not None else None,
-            error_message=error.message if error is not None else None,
+            error_code=failure.code if failure is not None else None,
+            error_message=failure.reason if failure is not None else None,
             duration_ms=int((time.perf_counter() - started) * 1000),
         )
     )

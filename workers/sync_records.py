@@ -33,7 +33,7 @@ from core.models import (
     SyncOutcome,
     SyncStatus,
 )
-from workers.sync_failures import Failure
+from calcom.failures import Failure
 
 
 @dataclass(frozen=True)

@@ -66,3 +66,23 @@ def test_alert_rules_name_only_exported_metrics():
         for used in re.findall(r"slotguard_[a-z_]+", rule["expr"]):
             base = re.sub(r"_(bucket|count|sum)$", "", used)
             assert used in exported or base in exported, (rule["alert"], used)
+
+
+SECRET_NAMES = ("SECRET_KEY", "RETELL_API_KEY", "CALCOM_API_KEY", "CALCOM_WEBHOOK_SECRET",
+                "METRICS_TOKEN", "SLACK_WEBHOOK_URL", "SMTP_PASSWORD", "PAGERDUTY_ROUTING_KEY")
+
+
+def test_the_image_leaves_out_secrets_local_state_and_caches():
+    ignored = {line.strip().rstrip("/") for line in read(".dockerignore").splitlines()
+               if line.strip() and not line.startswith("#")}
+    for must in (".env", ".venv", "instance", ".git", "**/__pycache__", ".pytest_cache",
+                 ".hypothesis", "tests/e2e/artifacts", "bench/results"):
+        assert must in ignored, must
+
+
+def test_the_dockerfile_bakes_no_secret():
+    # ENV/ARG values end up in the image's history; secrets come from the environment at run time.
+    dockerfile = read("Dockerfile")
+    for name in SECRET_NAMES:
+        assert not re.search(rf"^\s*(ENV|ARG)\b[^\n]*\b{name}\b", dockerfile, re.MULTILINE), name
+        assert not re.search(rf"^\s+{name}=", dockerfile, re.MULTILINE), name  # continuation lines of ENV

@@ -265,6 +265,9 @@ def test_synchronous_booking_refused_by_calcom_is_answered_honestly(world, voice
     assert not any(s.active for s in appointment.segments)
     (attempt,) = db.session.scalars(select(SyncAttempt)).all()
     assert attempt.outcome == SyncOutcome.FAILED and attempt.http_status == 400
+    # The one Cal.com classifier (calcom.failures) names it as the sync worker would.
+    assert (attempt.error_code, appointment.sync_error_code) == ("slot_taken_in_calcom", "slot_taken_in_calcom")
+    assert attempt.error_message.startswith(f"Could not book appointment {appointment.id} in Cal.com while the caller")
     assert queued_jobs(app) == []
 
 
@@ -279,6 +282,8 @@ def test_synchronous_booking_when_calcom_fails_cancels_and_queues_the_cleanup(wo
     (appointment,) = appointments()
     assert appointment.status == AppointmentStatus.CANCELLED and appointment.sync_status == SyncStatus.PENDING
     assert appointment.sync_action.value == "cancel"  # a 5xx may still have created it: the worker cleans up
+    (attempt,) = db.session.scalars(select(SyncAttempt)).all()
+    assert attempt.error_code == "http_503" and "Cal.com had a server error" in attempt.error_message
     assert queued_jobs(app) == [f"sync-{appointment.id}-v{appointment.sync_version}"]
     calendar.heal()
     assert voice("check_availability", SLOT, call_id="call_B")["available"] is True  # the slot is free again
