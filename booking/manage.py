@@ -26,7 +26,7 @@ from booking.booking_flow import fresh_alternatives, queue_sync, slot_taken
 from booking.errors import CallerError
 from booking.holds import HoldsUnavailable, cell_keys
 from booking.spoken_time import local_day_bounds, spoken_datetime
-from core.booking_guard import SlotTaken, guarded_transaction, move_appointment, release_appointment
+from core.booking_guard import SlotTaken, guarded_transaction, lock_appointment, move_appointment, release_appointment
 from core.models import ACTIVE_STATUSES, Appointment, AppointmentStatus, Customer, SyncAction
 
 logger = logging.getLogger(__name__)
@@ -122,9 +122,11 @@ def cancel(session: Session, appointment: Appointment, now: datetime, *, reason:
         raise CallerError("past_appointment", phrases.APPOINTMENT_IN_PAST)
     appointment_id = appointment.id
     with guarded_transaction(session):
-        current = session.get(Appointment, appointment_id)
-        if current.status == AppointmentStatus.CANCELLED:
+        current = lock_appointment(session, appointment_id)
+        if current is None or current.status == AppointmentStatus.CANCELLED:
             return False
+        if not current.is_active:  # completed or no-show meanwhile
+            raise CallerError("past_appointment", phrases.APPOINTMENT_IN_PAST)
         release_appointment(current, reason=reason, request=SyncAction.CANCEL)
     queue_sync(current, SyncAction.CANCEL.value)
     logger.info("appointment %s cancelled by the caller", appointment_id)

@@ -55,6 +55,8 @@ from core.booking_guard import (
     add_appointment,
     find_conflicts,
     guarded_transaction,
+    lock_appointment,
+    lock_appointments,
     move_segments,
     release_appointment,
     request_sync,
@@ -313,6 +315,19 @@ def appointment_by_uid(session: Session, uid: str) -> tuple[Appointment | None, 
     return None, None
 
 
+def _locked_by_uid(session: Session, uid: str) -> tuple[Appointment | None, AppointmentSegment | None]:
+    """`appointment_by_uid` for a handler about to change the appointment: locked
+    (`lock_appointment`, the lock every writer takes) and looked up again after the
+    lock, since a writer we waited for (a sync recording uids) may have changed it."""
+    locked: set[int] = set()
+    appointment, segment = appointment_by_uid(session, uid)
+    while appointment is not None and appointment.id not in locked:
+        lock_appointment(session, appointment.id)
+        locked.add(appointment.id)
+        appointment, segment = appointment_by_uid(session, uid)
+    return appointment, segment
+
+
 def _staff_for(session: Session, event: CalcomEvent) -> list[Staff]:
     conditions = []
     if event.organizer_id is not None:
@@ -410,7 +425,7 @@ def _created(session: Session, event: CalcomEvent) -> Outcome:
 
 
 def _confirm_created(session: Session, event: CalcomEvent, appointment_id: int) -> Outcome:
-    appointment = session.get(Appointment, appointment_id)
+    appointment = lock_appointment(session, appointment_id)
     if appointment is None:
         _audit(session, "calcom_unknown_appointment", None,
                f"Cal.com booking {event.uid} names Slotguard appointment {appointment_id}, which does not exist.",
@@ -530,7 +545,7 @@ def _import(session: Session, event: CalcomEvent) -> Outcome:
 
 def _collision(session: Session, event: CalcomEvent, staff: Staff, conflict_ids: list[int]) -> Outcome:
     flagged = []
-    for appointment in session.scalars(select(Appointment).where(Appointment.id.in_(conflict_ids))):
+    for appointment in lock_appointments(session, conflict_ids).values():
         if appointment.sync_status == SyncStatus.SYNCED:
             reason = (f"{_describe_event(event, appointment.branch.timezone)} overlaps this appointment "
                       f"({_describe(appointment)}), which Cal.com already has as booking "
@@ -556,7 +571,7 @@ def _collision(session: Session, event: CalcomEvent, staff: Staff, conflict_ids:
 
 
 def _cancelled(session: Session, event: CalcomEvent) -> Outcome:
-    appointment, segment = appointment_by_uid(session, event.uid)
+    appointment, segment = _locked_by_uid(session, event.uid)
     if appointment is None:
         return Outcome("unknown", f"no appointment has Cal.com booking {event.uid}; nothing to cancel")
     if appointment.is_active and is_rollback_of(appointment.id, event.cancellation_reason, event.metadata):
@@ -635,10 +650,10 @@ def _enqueue_after_commit(session: Session, appointment: Appointment) -> None:
 
 
 def _rescheduled(session: Session, event: CalcomEvent) -> Outcome:
-    current, _ = appointment_by_uid(session, event.uid)
+    current, _ = _locked_by_uid(session, event.uid)
     if current is not None:
         return _confirm_rescheduled(session, current, event)
-    appointment, segment = appointment_by_uid(session, event.previous_uid)
+    appointment, segment = _locked_by_uid(session, event.previous_uid)
     if appointment is None:
         ours = appointment_id_from(event.metadata)
         if ours is not None:

@@ -44,7 +44,7 @@ from calcom.errors import CalcomError, CalcomRequestError, RateLimited
 from calcom.failures import classify
 from calcom.metadata import appointment_id_from, segment_from
 from calcom.rate_budget import RateBudget
-from core.booking_guard import MAX_SEGMENT, guarded_transaction, request_sync
+from core.booking_guard import MAX_SEGMENT, guarded_transaction, lock_appointment, request_sync
 from core.clock import UTC, ensure_utc, to_local, utcnow
 from core.event_types import staff_event_type_mappings
 from core.extensions import db
@@ -562,8 +562,7 @@ def _apply(session: Session, finding: Finding) -> tuple[int, str, int] | None:
     Returns (id, action, version) of a sync to enqueue after the commit, or None.
     """
     with guarded_transaction(session):
-        appointment = session.scalars(select(Appointment).where(Appointment.id == finding.appointment_id)
-                                      .with_for_update().execution_options(populate_existing=True)).first()
+        appointment = lock_appointment(session, finding.appointment_id)
         if (appointment is None or appointment.sync_version != finding.seen_version
                 or _state(appointment) != finding.seen_status):
             finding.handling = CHANGED

@@ -20,7 +20,7 @@ from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.orm import Session
 
 from calcom.client import Attendee, Booking
-from core.booking_guard import MAX_SEGMENT, guarded_transaction
+from core.booking_guard import MAX_SEGMENT, guarded_transaction, lock_appointment
 from core.clock import to_local, utcnow
 from core.event_types import event_types_of_segments, event_types_of_staff
 from core.models import (
@@ -277,15 +277,9 @@ def finish_attempt(
 
 
 def _locked(session: Session, appointment_id: int) -> Appointment | None:
-    """The appointment, its row locked until the transaction ends (PostgreSQL).
-
-    On SQLite `FOR UPDATE` does not exist; `guarded_transaction` has already taken
-    the database's write lock with `BEGIN IMMEDIATE`.
-    """
-    return session.scalars(
-        select(Appointment).where(Appointment.id == appointment_id)
-        .with_for_update().execution_options(populate_existing=True)
-    ).first()
+    """The appointment, locked against every other writer until the transaction ends
+    (the one lock all writers take: `core.booking_guard.lock_appointment`)."""
+    return lock_appointment(session, appointment_id)
 
 
 def _action(action: str, appointment: Appointment) -> SyncAction:
