@@ -9,7 +9,7 @@ Wave B — 100 callers for Ben's ten slots — runs entirely while Redis is down
 While it is down: holds degrade (no lock keys), the database guard still lets exactly
 one caller have each slot, every caller hears a proper German sentence (no 5xx),
 `/readyz` answers 503 naming Redis, and nothing is half-written. When Redis is back
-(empty: the queued sync jobs are gone with it), the sweeper finds every booking
+(empty: the queued sync jobs are gone with it), holds work again, the sweeper finds every booking
 pending with no job, re-enqueues it, a worker sends it to Cal.com (the emulator), and
 every appointment ends synced with exactly one Cal.com booking.
 """
@@ -28,11 +28,11 @@ from core import embedded_redis
 from core.clock import frozen_at, utcnow
 from core.extensions import db
 from core.models import SyncStatus
-from tests.reliability.conftest import BRANCH_PHONE, RETELL_KEY, scaled
+from tests.reliability.conftest import BRANCH_PHONE, RETELL_KEY, SERVICE, scaled
 from tests.support.booking_proof import active_appointments, half_written, overlapping_segments
 from tests.support.live_server import gunicorn_slotguard, server_env
 from tests.support.sync_helpers import bookings_of, reload, run_sync_jobs
-from tests.support.voice_callers import RetellClient, call_all_at_once, describe, make_callers
+from tests.support.voice_callers import RetellClient, WantedSlot, call_all_at_once, describe, make_callers
 from workers.sweeper import sweep_stale_pending
 
 pytestmark = pytest.mark.slow
@@ -81,6 +81,14 @@ def wait_for_ready(url: str, timeout: float = 30.0) -> requests.Response:
         if response.status_code == 200 or time.monotonic() > deadline:
             return response
         time.sleep(0.2)
+
+
+def next_day_slot(contest) -> WantedSlot:
+    """10:00 with Anna on the next working day after the contested one (Cal.com offers it)."""
+    day = contest.day + timedelta(days=1)
+    while day.isoweekday() == 7:
+        day += timedelta(days=1)
+    return WantedSlot(SERVICE, day.isoformat(), "10:00", "Anna")
 
 
 def test_redis_dying_mid_run_never_double_books_and_pending_syncs_are_swept_when_it_returns(
@@ -139,6 +147,11 @@ def test_redis_dying_mid_run_never_double_books_and_pending_syncs_are_swept_when
         # processes are ready again by themselves.
         private_redis.restart()
         assert wait_for_ready(url).status_code == 200
+        # … and hold slots again (the hold scripts are loaded into the new server).
+        (late,) = make_callers(f"{backend}-late", 1, [next_day_slot(contest)], first_number=10_000)
+        with requests.Session() as http:
+            answer = client.call(http, late, "check_availability", late.wanted.args())
+        assert answer.status == 200 and answer.body["available"] and answer.body["lock_key"], answer.text
 
     # The sweeper (scheduled every 5 minutes) finds them pending with no job in flight
     # once they are older than SYNC_SWEEP_AFTER_MINUTES; a worker sends them to Cal.com.
