@@ -7,7 +7,8 @@ How a size maps to a world (the same model for every database):
   more salons *and* a longer history (1k ≈ 3 weeks, 1M ≈ 2 years per staff member);
 * every staff member works the branch's hours (Mon–Fri 9–18, Sat 9–14, Berlin) with
   about seven appointments a day and gaps between them; the book ends three weeks
-  ahead, so the days the voice agent asks about are equally full at every size;
+  ahead and fills up as days come closer (tomorrow nearly full, in three weeks a
+  third), the same at every size, so the days the voice agent asks about look alike;
 * four services per company: 30, 45 and 60 minutes, and a 100-minute composite
   (30 work, 40 processing gap, 30 work) that writes two busy segments;
 * statuses: past ones completed 85 %, no-show 5 %, cancelled 10 %; future ones
@@ -224,14 +225,18 @@ def appointment_chunks(p: Plan, *, seed: int = 1, chunk_size: int = 20_000) -> I
     """All appointments with their segments and sync attempts, in chunks."""
     rng = random.Random(seed)
     ids = _Ids()
-    last_day = datetime.fromtimestamp(p.now, timezone.utc).astimezone(TZ).date() + timedelta(days=DAYS_AHEAD)
+    today = datetime.fromtimestamp(p.now, timezone.utc).astimezone(TZ).date()
+    last_day = today + timedelta(days=DAYS_AHEAD)
     chunk = Chunk()
     for member, count in zip(p.staff, p.per_staff):
         company = p.companies[member.company_id - 1]
         made = 0
-        for _day, opens, closes in _open_days(last_day):
+        for day, opens, closes in _open_days(last_day):
             if made >= count:
                 break
+            # Days ahead fill up as they come closer: tomorrow is nearly full, in three
+            # weeks about a third is booked.
+            keep = 1.0 - 0.7 * max(0, (day - today).days) / DAYS_AHEAD
             cursor = opens + 1800 * rng.randint(0, 2)
             starts = []
             while True:
@@ -244,6 +249,8 @@ def appointment_chunks(p: Plan, *, seed: int = 1, chunk_size: int = 20_000) -> I
             for start, k in reversed(starts):  # the day's latest first: we walk backwards
                 if made >= count:
                     break
+                if keep < 1.0 and rng.random() > keep:
+                    continue
                 _appointment(chunk, ids, rng, p.now, member, company, k, start)
                 made += 1
             if len(chunk.appointments) >= chunk_size:
