@@ -16,7 +16,7 @@ from core.extensions import db
 
 from bench import stats, world
 from bench.databases import make_app, redis_url
-from bench.emulator_server import served_emulator
+from bench.emulator_server import emulator_process
 from bench.stub_calcom import instant_calcom
 from bench.voice import asks, post, request_body
 
@@ -59,25 +59,24 @@ def slot_cache(target, p: world.Plan, *, requests: int, seed: int = 12) -> dict:
     r.flushdb()
     questions = asks(p, requests, seed=seed)
     cold, warm = [], []
-    with app.app_context():
-        with served_emulator(db.session, latency_ms=CACHE_LATENCY_MS) as (url, _emulator):
-            app.config["CALCOM_API_URL"] = url
-            client = app.test_client()
-            for index, ask in enumerate(questions):
-                _forget(r, "slotguard:slots:*")
-                _forget(r, "slotguard:hold:*")
-                raw = request_body("check_availability", ask.args(), call_id=f"call_cold_{index}",
-                                   to_number=ask.to_number)
-                elapsed, body = post(client, "check_availability", raw)
-                if body.get("success"):
-                    cold.append(elapsed)
-                # Warm: the same question again once the cache holds its days.
-                _forget(r, "slotguard:hold:*")
-                raw = request_body("check_availability", ask.args(), call_id=f"call_warm_{index}",
-                                   to_number=ask.to_number)
-                elapsed, body = post(client, "check_availability", raw)
-                if body.get("success"):
-                    warm.append(elapsed)
+    with emulator_process(target, latency_ms=CACHE_LATENCY_MS) as url, app.app_context():
+        app.config["CALCOM_API_URL"] = url
+        client = app.test_client()
+        for index, ask in enumerate(questions):
+            _forget(r, "slotguard:slots:*")
+            _forget(r, "slotguard:hold:*")
+            raw = request_body("check_availability", ask.args(), call_id=f"call_cold_{index}",
+                               to_number=ask.to_number)
+            elapsed, body = post(client, "check_availability", raw)
+            if body.get("success"):
+                cold.append(elapsed)
+            # Warm: the same question again once the cache holds its days.
+            _forget(r, "slotguard:hold:*")
+            raw = request_body("check_availability", ask.args(), call_id=f"call_warm_{index}",
+                               to_number=ask.to_number)
+            elapsed, body = post(client, "check_availability", raw)
+            if body.get("success"):
+                warm.append(elapsed)
         db.engine.dispose()
     cold_s, warm_s = stats.summary_ms(cold), stats.summary_ms(warm)
     ratio = warm_s["p50"] / cold_s["p50"] if cold_s["p50"] and warm_s["p50"] is not None else None
