@@ -108,3 +108,15 @@ def test_compose_passes_the_metrics_token_and_the_proxy_count_to_the_app():
         environment = services[name]["environment"]
         assert environment["METRICS_TOKEN"] == "${METRICS_TOKEN:-}", name
         assert environment["TRUSTED_PROXY_COUNT"] == "${TRUSTED_PROXY_COUNT:-0}", name
+
+
+def test_documentation_links_stay_inside_the_repository():
+    """A clone has no ../shared or /work: every relative link in the docs resolves to a file here."""
+    for name in ("README.md", "docs/DESIGN.md"):
+        text = read(name)
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text):
+            if re.match(r"[a-z]+:", target):
+                continue  # http(s), mailto
+            assert not target.startswith(("..", "/")), (name, target)
+            assert os.path.exists(os.path.join(PROJECT_ROOT, os.path.dirname(name), target)), (name, target)
+        assert "/work/" not in text and "../shared" not in text, name
