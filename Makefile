@@ -48,12 +48,17 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt $(VENV)/.installed
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
+# The demo data and the demo login go only into a database without real companies:
+# with DATABASE_URL pointing at real data, `make run` starts the processes and
+# touches nothing (`seed-demo --if-empty` exits 1 there).
 run: install
 	$(BIN)/flask db upgrade
-	$(BIN)/flask seed-demo
-	$(BIN)/flask users create --email $(DEMO_EMAIL) --password $(DEMO_PASSWORD) --role admin --if-missing
-	@echo
-	@echo "  Slotguard: http://127.0.0.1:$(PORT)/dashboard/   login $(DEMO_EMAIL) / $(DEMO_PASSWORD)"
+	@if $(BIN)/flask seed-demo --if-empty; then \
+		$(BIN)/flask users create --email $(DEMO_EMAIL) --password $(DEMO_PASSWORD) --role admin --if-missing \
+		&& echo && echo "  Slotguard: http://127.0.0.1:$(PORT)/dashboard/   login $(DEMO_EMAIL) / $(DEMO_PASSWORD)"; \
+	else \
+		echo && echo "  Slotguard: http://127.0.0.1:$(PORT)/dashboard/   (your data: no demo data, no demo login)"; \
+	fi
 	@echo "  $(RUN_CALCOM_NOTE)"
 	@echo
 	PATH="$(CURDIR)/$(BIN):$$PATH" PORT=$(PORT) HOST=127.0.0.1 SECRET_KEY=$${SECRET_KEY:-$$($(BIN)/python -c 'import secrets; print(secrets.token_hex(32))')} \

@@ -61,7 +61,7 @@ from core.booking_guard import (
     release_appointment,
     request_sync,
 )
-from core.clock import to_local, utcnow
+from core.clock import format_span, utcnow
 from core.event_types import as_booked_by, event_types_of_staff, owner_of_event_type
 from core.models import (
     Appointment,
@@ -401,14 +401,12 @@ def _busy_for(session: Session, service: Service, staff: Staff, event: CalcomEve
 
 def _describe(appointment: Appointment) -> str:
     tz = appointment.branch.timezone
-    start, end = to_local(appointment.starts_at, tz), to_local(appointment.ends_at, tz)
-    return f"{start:%a %d.%m.%Y %H:%M}–{end:%H:%M} ({tz}) with {appointment.staff.name}"
+    return f"{format_span(appointment.starts_at, appointment.ends_at, tz, zone='name')} with {appointment.staff.name}"
 
 
 def _describe_event(event: CalcomEvent, tz: str) -> str:
-    start, end = to_local(event.start, tz), to_local(event.end, tz)
     who = event.attendees[0].name if event.attendees else "a customer"
-    return f"Cal.com booking {event.uid} for {who}, {start:%a %d.%m.%Y %H:%M}–{end:%H:%M} ({tz})"
+    return f"Cal.com booking {event.uid} for {who}, {format_span(event.start, event.end, tz, zone='name')}"
 
 
 # --- BOOKING_CREATED ---------------------------------------------------------------------------------

@@ -45,7 +45,7 @@ from calcom.failures import classify
 from calcom.metadata import appointment_id_from, segment_from
 from calcom.rate_budget import RateBudget
 from core.booking_guard import MAX_SEGMENT, guarded_transaction, lock_appointment, request_sync
-from core.clock import UTC, ensure_utc, to_local, utcnow
+from core.clock import UTC, ensure_utc, format_span, utcnow
 from core.event_types import staff_event_type_mappings
 from core.extensions import db
 from core.models import (
@@ -647,8 +647,7 @@ def _tz(appointment: Appointment | None) -> str:
 
 
 def _span(start: datetime, end: datetime, tz: str) -> str:
-    local_start, local_end = to_local(start, tz), to_local(end, tz)
-    return f"{local_start:%a %d.%m.%Y %H:%M}–{local_end:%H:%M}"
+    return format_span(start, end, tz, zone=None)
 
 
 def _booking_text(booking: Booking, appointment: Appointment | None = None) -> str:
