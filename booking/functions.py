@@ -40,7 +40,8 @@ def branch_of(session: Session, retell_request: RetellRequest) -> Branch:
     branch = find_branch(session, retell_request)
     if branch is None:
         logger.error(
-            "no branch for call %s (to_number %r, branch_id %r): set the branch's phone number or a branch_id",
+            "no branch for call %s (to_number %r, configured branch_id %r): set the branch's phone number, or "
+            "a branch_id in the call's metadata or dynamic variables",
             retell_request.call_id, retell_request.to_number, retell_request.setting("branch_id"),
         )
         raise CallerError("unknown_branch", phrases.BRANCH_UNKNOWN)
