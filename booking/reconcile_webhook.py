@@ -61,8 +61,9 @@ from core.booking_guard import (
     release_appointment,
     request_sync,
 )
+from core.busy import busy_for
 from core.clock import to_local, utcnow
-from core.event_types import as_booked_by, event_types_of_staff, owner_of_event_type
+from core.event_types import event_types_of_staff, owner_of_event_type
 from core.models import (
     Appointment,
     AppointmentSegment,
@@ -78,7 +79,6 @@ from core.models import (
     SyncStatus,
     WebhookDelivery,
 )
-from core.seed import busy_intervals
 
 log = logging.getLogger("booking.calcom_webhook")
 
@@ -395,7 +395,7 @@ def _busy_for(session: Session, service: Service, staff: Staff, event: CalcomEve
     it is the whole service (each as the event type it is booked as for this staff
     member), else the booked interval itself."""
     if event.end - event.start == timedelta(minutes=service.duration_minutes):
-        return as_booked_by(session, service, staff, busy_intervals(service, event.start))
+        return busy_for(session, service, staff, event.start)
     return [Interval(event.start, event.end, event.event_type_id)]
 
 
