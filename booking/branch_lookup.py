@@ -23,9 +23,9 @@ from sqlalchemy.orm import Session
 from booking import phrases
 from booking.arguments import whole_number
 from booking.errors import CallerError
-from booking.phone_numbers import to_e164
 from booking.retell_request import RetellRequest
 from core.models import Branch
+from core.phones import to_e164
 
 
 def call_branch(session: Session, retell_request: RetellRequest) -> Branch | None:

@@ -27,9 +27,9 @@ from sqlalchemy.orm import Session
 from core.clock import utcnow
 from core.logs import mask_pii
 from core.models import Appointment, AuditEvent, Company, Customer, Role
+from core.phones import to_e164
 
 ERASED_NAME = "Gelöschte Person"
-_E164 = re.compile(r"\+[1-9]\d{6,14}")
 
 
 class PrivacyError(ValueError):
@@ -86,10 +86,10 @@ def masked_text_filter(text: str | None) -> str:
 
 
 def validate_phone(raw: str) -> str:
-    phone = re.sub(r"[\s\-/().]", "", raw or "")
-    if phone.startswith("00"):
-        phone = "+" + phone[2:]
-    if not _E164.fullmatch(phone):
+    """The stored (E.164) form of a number an operator typed; international only,
+    since an operator tool does not know which country a national number is from."""
+    phone = to_e164(raw, country_code=None)
+    if phone is None:
         raise PrivacyError(f"{raw!r} is not a phone number in international format (e.g. +4915112345678)")
     return phone
 
