@@ -63,6 +63,7 @@ from core.booking_guard import (
 )
 from core.busy import busy_for
 from core.clock import to_local, utcnow
+from core.customers import find_or_create_customer
 from core.event_types import event_types_of_staff, owner_of_event_type
 from core.models import (
     Appointment,
@@ -371,23 +372,12 @@ def _service_for(session: Session, company_id: int, event_type_id: int | None) -
 
 
 def _customer_for(session: Session, company_id: int, attendee: Attendee | None) -> Customer:
+    """The attendee as the company's customer; "Erika M." in Cal.com with Erika
+    Mustermann's number is her (`other_name="reuse"`)."""
     if attendee is None:
         attendee = Attendee(name="Cal.com customer")
-    customer = None
-    if attendee.phone_number:
-        customer = session.scalar(select(Customer).where(
-            Customer.company_id == company_id, Customer.phone == attendee.phone_number).order_by(Customer.id))
-    if customer is None and attendee.email:
-        customer = session.scalar(select(Customer).where(
-            Customer.company_id == company_id, Customer.email == attendee.email).order_by(Customer.id))
-    if customer is None:
-        customer = Customer(company_id=company_id, name=(attendee.name or "Cal.com customer")[:200],
-                            phone=attendee.phone_number, email=attendee.email)
-        session.add(customer)
-        session.flush()
-    elif attendee.email and not customer.email:
-        customer.email = attendee.email
-    return customer
+    return find_or_create_customer(session, company_id, name=attendee.name or "Cal.com customer",
+                                   phone=attendee.phone_number, email=attendee.email, other_name="reuse")
 
 
 def _busy_for(session: Session, service: Service, staff: Staff, event: CalcomEvent) -> list[Interval]:
