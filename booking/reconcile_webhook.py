@@ -61,8 +61,10 @@ from core.booking_guard import (
     release_appointment,
     request_sync,
 )
+from core.busy import busy_for
 from core.clock import format_span, utcnow
-from core.event_types import as_booked_by, event_types_of_staff, owner_of_event_type
+from core.customers import find_or_create_customer
+from core.event_types import event_types_of_staff, owner_of_event_type
 from core.models import (
     Appointment,
     AppointmentSegment,
@@ -78,7 +80,6 @@ from core.models import (
     SyncStatus,
     WebhookDelivery,
 )
-from core.seed import busy_intervals
 
 log = logging.getLogger("booking.calcom_webhook")
 
@@ -371,23 +372,12 @@ def _service_for(session: Session, company_id: int, event_type_id: int | None) -
 
 
 def _customer_for(session: Session, company_id: int, attendee: Attendee | None) -> Customer:
+    """The attendee as the company's customer; "Erika M." in Cal.com with Erika
+    Mustermann's number is her (`other_name="reuse"`)."""
     if attendee is None:
         attendee = Attendee(name="Cal.com customer")
-    customer = None
-    if attendee.phone_number:
-        customer = session.scalar(select(Customer).where(
-            Customer.company_id == company_id, Customer.phone == attendee.phone_number).order_by(Customer.id))
-    if customer is None and attendee.email:
-        customer = session.scalar(select(Customer).where(
-            Customer.company_id == company_id, Customer.email == attendee.email).order_by(Customer.id))
-    if customer is None:
-        customer = Customer(company_id=company_id, name=(attendee.name or "Cal.com customer")[:200],
-                            phone=attendee.phone_number, email=attendee.email)
-        session.add(customer)
-        session.flush()
-    elif attendee.email and not customer.email:
-        customer.email = attendee.email
-    return customer
+    return find_or_create_customer(session, company_id, name=attendee.name or "Cal.com customer",
+                                   phone=attendee.phone_number, email=attendee.email, other_name="reuse")
 
 
 def _busy_for(session: Session, service: Service, staff: Staff, event: CalcomEvent) -> list[Interval]:
@@ -395,7 +385,7 @@ def _busy_for(session: Session, service: Service, staff: Staff, event: CalcomEve
     it is the whole service (each as the event type it is booked as for this staff
     member), else the booked interval itself."""
     if event.end - event.start == timedelta(minutes=service.duration_minutes):
-        return as_booked_by(session, service, staff, busy_intervals(service, event.start))
+        return busy_for(session, service, staff, event.start)
     return [Interval(event.start, event.end, event.event_type_id)]
 
 

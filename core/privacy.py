@@ -24,7 +24,6 @@ decides who sees what and what an erase covers.
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 
 from flask import Flask
@@ -33,7 +32,6 @@ from sqlalchemy import Text, cast, or_, select
 from sqlalchemy.orm import Session
 
 from core.clock import utcnow
-from core.pii import Scrubber, mask_email, mask_phone, mask_text
 from core.models import (
     AlertNotification,
     Appointment,
@@ -45,11 +43,12 @@ from core.models import (
     SyncAttempt,
     WebhookDelivery,
 )
+from core.phones import to_e164
+from core.pii import Scrubber, mask_email, mask_phone, mask_text
 
 log = logging.getLogger("slotguard.privacy")
 
 ERASED_NAME = "Gelöschte Person"
-_E164 = re.compile(r"\+[1-9]\d{6,14}")
 
 
 class PrivacyError(ValueError):
@@ -88,10 +87,10 @@ def masked_text_filter(text: str | None) -> str:
 
 
 def validate_phone(raw: str) -> str:
-    phone = re.sub(r"[\s\-/().]", "", raw or "")
-    if phone.startswith("00"):
-        phone = "+" + phone[2:]
-    if not _E164.fullmatch(phone):
+    """The stored (E.164) form of a number an operator typed; international only,
+    since an operator tool does not know which country a national number is from."""
+    phone = to_e164(raw, country_code=None)
+    if phone is None:
         raise PrivacyError(f"{raw!r} is not a phone number in international format (e.g. +4915112345678)")
     return phone
 

@@ -324,7 +324,7 @@ def _plan(session: Session, appointment: Appointment, attempt: SyncAttempt, chec
     composite = service.kind == ServiceKind.COMPOSITE
     segments = sorted(appointment.segments, key=lambda s: s.position)
     active = sorted((s for s in segments if s.active), key=lambda s: s.starts_at)
-    busy_labels = [s.label for s in service.segments if s.staff_busy] if service.segments else []
+    busy_labels = [step.label for step in service.busy_steps]
     per_generation = len(active) or len(busy_labels) or 1
 
     def index_of(segment: AppointmentSegment) -> int:
