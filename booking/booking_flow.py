@@ -126,7 +126,7 @@ def _secure_slot(checker: Checker, request: BookingRequest) -> tuple[SlotOption,
             raise CallerError("lock_expired", phrases.LOCK_EXPIRED)
         return option, cells
 
-    if request.lock is None:
+    if request.lock is None and checker.holds is not None:  # without holds no lock key can exist
         logger.warning(
             "start_booking without lock_key (call %s): checking the slot now; configure the agent to call "
             "check_availability first and pass its lock_key",

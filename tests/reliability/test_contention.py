@@ -28,7 +28,7 @@ from core.extensions import db
 from tests.reliability.conftest import BRANCH_PHONE, RETELL_KEY, scaled
 from tests.support.booking_proof import active_appointments, half_written, overlapping_segments
 from tests.support.live_server import gunicorn_slotguard, server_env
-from tests.support.voice_callers import RetellClient, call_all_at_once, describe, make_callers
+from tests.support.voice_callers import RetellClient, call_all_at_once, describe, make_callers, slowest_answer
 
 pytestmark = pytest.mark.slow
 
@@ -53,7 +53,7 @@ def test_200_callers_racing_for_20_slots_never_double_book(
 
     outcomes = Counter(caller.outcome for caller in callers)
     print(f"\ncontention {backend}/{holds}: {len(callers)} callers, {len(contest.slots)} slots, "
-          f"{dict(outcomes)}, {elapsed:.1f} s")
+          f"{dict(outcomes)}, {elapsed:.1f} s, slowest answer {slowest_answer(callers):.1f} s")
 
     # Every caller heard a sentence that fits what happened: no 5xx, no other error.
     assert outcomes["unexpected"] == 0, describe(callers)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -48,6 +49,7 @@ class Answer:
     status: int
     body: dict | None  # None when the answer was not JSON
     text: str
+    seconds: float = 0.0  # how long the caller waited for it
 
 
 @dataclass
@@ -105,6 +107,7 @@ class RetellClient:
                      "call_status": "ongoing", "direction": "inbound", "from_number": caller.phone,
                      "to_number": self.to_number, "metadata": {}, "retell_llm_dynamic_variables": {}},
         }).encode()
+        started = time.monotonic()
         response = http.post(
             f"{self.base_url}/retell/functions/{function}", data=body, timeout=self.timeout,
             headers={"Content-Type": "application/json", "X-Retell-Signature": sign(body, self.api_key, now_ms())},
@@ -113,7 +116,8 @@ class RetellClient:
             parsed = response.json()
         except ValueError:
             parsed = None
-        answer = Answer(function, response.status_code, parsed if isinstance(parsed, dict) else None, response.text)
+        answer = Answer(function, response.status_code, parsed if isinstance(parsed, dict) else None, response.text,
+                        time.monotonic() - started)
         caller.answers.append(answer)
         return answer
 
@@ -166,6 +170,11 @@ def call_all_at_once(client: RetellClient, callers: Sequence[Caller],
     assert not stuck, f"callers still waiting after 300 s: {stuck[:5]}"
 
 
+def slowest_answer(callers: Sequence[Caller]) -> float:
+    """Seconds of the longest wait any caller had for one answer."""
+    return max((a.seconds for c in callers for a in c.answers), default=0.0)
+
+
 def describe(callers: Sequence[Caller], limit: int = 5) -> str:
     """The first unexpected callers, for an assertion message."""
     odd = [c for c in callers if c.outcome == "unexpected"][:limit]
@@ -176,4 +185,4 @@ def describe(callers: Sequence[Caller], limit: int = 5) -> str:
     )
 
 
-__all__ = ["Caller", "RetellClient", "WantedSlot", "call_all_at_once", "describe", "make_callers"]
+__all__ = ["Caller", "RetellClient", "WantedSlot", "call_all_at_once", "describe", "make_callers", "slowest_answer"]

@@ -142,6 +142,16 @@ def test_missing_lock_key_logs_a_warning_and_still_books(world, voice, app, capl
     assert len(appointments()) == 1 and hold_keys(app) == []
 
 
+def test_without_slot_locking_a_missing_lock_key_is_not_blamed_on_the_agent(world, voice, app, caplog):
+    """Regression (reliability suite, guard only): every booking logged "configure the
+    agent to pass its lock_key" although check_availability cannot give one then."""
+    app.config["FEATURE_SLOT_LOCKING"] = False
+    with caplog.at_level(logging.WARNING, logger="booking.booking_flow"):
+        assert voice("check_availability", SLOT)["lock_key"] is None
+        assert voice("start_booking", dict(SLOT, customer_name="Erika Muster"))["success"] is True
+    assert "without lock_key" not in caplog.text
+
+
 def test_missing_lock_key_respects_another_callers_hold(world, voice):
     checked(voice, call_id="call_A")
     body = voice("start_booking", dict(SLOT, customer_name="Max Muster"), call_id="call_B")
