@@ -220,7 +220,11 @@ class CalcomSync:
             tail = f" The other segments' bookings were cancelled in Cal.com ({', '.join(sorted(cancelled))})."
         else:
             tail = " No other segment had been booked."
-        outcome.failure = Failure(failure.code, failure.reason + tail, False, failure.http_status,
+        # No retry follows a rollback. A transient failure only gets here on the last
+        # attempt, and stays retryable so the result says so: `retries_exhausted`,
+        # "Gave up after n attempts", like any sync whose attempts ran out.
+        still_retryable = failure.retryable and self.plan.is_last_attempt
+        outcome.failure = Failure(failure.code, failure.reason + tail, still_retryable, failure.http_status,
                                   failure.retry_after, failure.segment_index)
         return outcome
 

@@ -88,11 +88,12 @@ class WorkerProcess:
         return self
 
     def __exit__(self, *exc) -> None:
-        self.kill()
+        self.stop()
 
     @property
     def log(self) -> str:
-        self._output.flush()
+        if not self._output.closed:
+            self._output.flush()
         return self.log_path.read_text()
 
     def horse(self, *, stopped: bool = False, timeout: float = 60) -> int:
@@ -126,11 +127,24 @@ class WorkerProcess:
             except ProcessLookupError:
                 pass
 
+    def stop(self, timeout: float = 30) -> int:
+        """Warm shutdown (SIGTERM, as a deploy does): RQ finishes the job in hand and stops
+        its scheduler process; SIGKILL only if that takes longer than `timeout`."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        self.kill()
+        return self.process.returncode
+
     def kill(self) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGKILL)
         self.process.wait(timeout=30)
-        self._output.close()
+        if not self._output.closed:
+            self._output.close()
 
     def wait(self, timeout: float = 90) -> int:
         """Wait for a `--burst` worker to finish its queue; returns its exit code."""
