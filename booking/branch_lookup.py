@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from booking.phone_numbers import to_e164
 from booking.retell_request import RetellRequest
 from core.models import Branch
+from core.types import is_valid_id
 
 
 def find_branch(session: Session, retell_request: RetellRequest) -> Branch | None:
@@ -22,7 +23,7 @@ def find_branch(session: Session, retell_request: RetellRequest) -> Branch | Non
             branch_id = int(str(configured).strip())
         except ValueError:
             return None
-        return session.get(Branch, branch_id)
+        return session.get(Branch, branch_id) if is_valid_id(branch_id) else None
     number = to_e164(retell_request.to_number)
     if number is None:
         return None
