@@ -57,7 +57,6 @@ from core.booking_guard import (
     guarded_transaction,
     move_segments,
     release_appointment,
-    request_sync,
 )
 from core.clock import format_span, utcnow
 from core.event_types import as_booked_by, event_types_of_staff, owner_of_event_type

@@ -36,7 +36,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Callable, Iterable
 
 from flask import current_app
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from calcom.client import Booking, CalcomClient, get_client
@@ -51,7 +51,6 @@ from core.extensions import db
 from core.models import (
     Appointment,
     AppointmentSegment,
-    AppointmentStatus,
     AuditEvent,
     ReconciliationRun,
     Service,
@@ -64,6 +63,8 @@ from core.prom import RECONCILE_DRIFT, RECONCILE_RUNS
 from core.queues import enqueue_sync_quietly
 from core.redis_client import get_redis
 from monitoring import drift
+from monitoring.alerting import run_alert_check
+from workers.app_context import job_in_app_context
 from workers.sync_calcom import MAX_RESCHEDULE_HOPS, is_live
 
 log = logging.getLogger("calcom.reconcile")
@@ -667,22 +668,19 @@ def _appointment_text(appointment: Appointment) -> str:
 # --- the scheduled job --------------------------------------------------------------
 
 
+@job_in_app_context
 def reconcile_nightly() -> dict:
     """The scheduler's nightly run over the default window; the alert check follows at
     once, so drift above `RECONCILE_DRIFT_ALERT_THRESHOLD` is notified now (through
     monitoring's notifiers and de-duplication), not at the next 15-minute run."""
-    from workers.app_context import app_context
-
-    with app_context() as app:
-        window = default_window(utcnow(), app.config["RECONCILE_DAYS_BACK"], app.config["RECONCILE_DAYS_AHEAD"])
-        run = reconcile(db.session, window, trigger="schedule")
-        summary = {"run": run.id, "status": run.status, "drift": run.drift_total, "repaired": run.repaired,
-                   "flagged": run.flagged, "requests": run.calcom_requests}
-        if run.drift_total > app.config["RECONCILE_DRIFT_ALERT_THRESHOLD"]:
-            from monitoring.alerting import run_alert_check
-
-            summary["alert_run"] = run_alert_check(db.session).health
-        return summary
+    config = current_app.config
+    window = default_window(utcnow(), config["RECONCILE_DAYS_BACK"], config["RECONCILE_DAYS_AHEAD"])
+    run = reconcile(db.session, window, trigger="schedule")
+    summary = {"run": run.id, "status": run.status, "drift": run.drift_total, "repaired": run.repaired,
+               "flagged": run.flagged, "requests": run.calcom_requests}
+    if run.drift_total > config["RECONCILE_DRIFT_ALERT_THRESHOLD"]:
+        summary["alert_run"] = run_alert_check(db.session).health
+    return summary
 
 
 __all__ = ["KINDS", "default_window", "day_window", "reconcile", "reconcile_nightly"]
