@@ -84,6 +84,9 @@ PAGE_SIZE = 100
 MAX_PAGES = 200  # 20,000 bookings of one event type in one window
 FINDINGS_KEPT = 200
 RATE_LIMIT_RETRIES = 3
+# A run still "running" this long after it started died with its process (the nightly
+# job's RQ timeout is an hour): the next run records it as failed.
+ABANDONED_AFTER = timedelta(hours=2)
 ACTOR = "reconcile"
 REVIEW_PREFIX = "Reconciliation: "
 
@@ -156,6 +159,7 @@ def reconcile(
     client = client or get_client(purpose="sync")
     budget = budget or budget_for(app)
 
+    fail_abandoned_runs(session, utcnow())
     run = ReconciliationRun(started_at=utcnow(), window_from=start, window_to=end, dry_run=dry_run,
                             trigger=trigger, status="running", counts={}, findings=[], errors=[])
     session.add(run)
@@ -168,6 +172,20 @@ def reconcile(
     except BaseException as exc:  # a crash (or RQ's job timeout) must not leave the run "running"
         _record_crash(session, run_id, exc, dry_run)
         raise
+
+
+def fail_abandoned_runs(session: Session, now: datetime) -> list[int]:
+    """Mark runs whose process died mid-run (killed, out of memory) as failed. Committed."""
+    stale = list(session.scalars(select(ReconciliationRun).where(
+        ReconciliationRun.status == "running", ReconciliationRun.started_at < now - ABANDONED_AFTER)))
+    for run in stale:
+        run.status = "failed"
+        run.finished_at = now
+        run.errors = list(run.errors or []) + [
+            f"the run stopped without finishing (still running {ABANDONED_AFTER} after it started: its process died)"]
+        log.error("reconcile run=%s status=failed: abandoned", run.id)
+    session.commit()
+    return [run.id for run in stale]
 
 
 def _record_crash(session: Session, run_id: int, exc: BaseException, dry_run: bool) -> None:
