@@ -59,7 +59,6 @@ from core.booking_guard import (
     lock_appointments,
     move_segments,
     release_appointment,
-    request_sync,
 )
 from core.busy import busy_for
 from core.clock import format_span, utcnow
