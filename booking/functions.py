@@ -22,12 +22,12 @@ from booking.branch_lookup import find_branch
 from booking.calcom_slots import CalcomSlots
 from booking.errors import CallerError, ProtocolError
 from booking.holds import SlotHolds, parse_lock_key
-from booking.opening_hours import is_open, spoken_opening_hours
 from booking.retell_request import RetellRequest
 from booking.services_lookup import bookable_services, find_staff, staff_for_service, wants_any_staff
 from booking.spoken_time import spoken_date, spoken_datetime
 from core.clock import utcnow
 from core.models import Branch, Service, Staff
+from core.opening_hours import is_open
 from core.redis_client import get_redis
 
 logger = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ def require_open(checker: Checker, start) -> None:
     spoken = phrases.spoken_starts([o.start for o in options], branch.timezone, day=checker.local_day(start))
     raise CallerError(
         "outside_hours",
-        phrases.outside_hours(spoken_opening_hours(branch.opening_hours), spoken),
+        phrases.outside_hours(phrases.opening_hours(branch.opening_hours), spoken),
         alternatives=responses.alternatives(options, branch.timezone),
     )
 

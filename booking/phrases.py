@@ -11,7 +11,8 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Sequence
 
-from booking.spoken_time import spoken_clock, spoken_datetime, to_local
+from booking.spoken_time import WEEKDAYS, spoken_clock, spoken_datetime, to_local
+from core.opening_hours import weekly_schedule
 
 
 def spoken_list(items: Sequence[str], conjunction: str = "und") -> str:
@@ -196,6 +197,27 @@ IN_THE_PAST = (
 def too_far_ahead(days: int) -> str:
     months = max(1, round(days / 30))
     return f"So weit im Voraus kann ich leider noch nichts eintragen. Termine gibt es für die nächsten {months} Monate."
+
+
+def opening_hours(hours) -> str:
+    """`Montag bis Freitag von 9 bis 18 Uhr und Samstag von 9 bis 14:30 Uhr`
+    (`Branch.opening_hours`, read by `core.opening_hours`)."""
+    parts = []
+    for first, last, ranges in weekly_schedule(hours):
+        if first == last:
+            days = WEEKDAYS[first]
+        elif last == first + 1:
+            days = f"{WEEKDAYS[first]} und {WEEKDAYS[last]}"
+        else:
+            days = f"{WEEKDAYS[first]} bis {WEEKDAYS[last]}"
+        spoken = " und ".join(f"von {_hour(opens)} bis {_hour(closes)} Uhr" for opens, closes in ranges)
+        parts.append(f"{days} {spoken}")
+    return spoken_list(parts)
+
+
+def _hour(hour_minute: tuple[int, int]) -> str:
+    hour, minute = hour_minute
+    return f"{hour}" if minute == 0 else f"{hour}:{minute:02d}"
 
 
 def outside_hours(opening_hours: str, alternatives: Sequence[str]) -> str:

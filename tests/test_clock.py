@@ -40,3 +40,15 @@ def test_the_voice_agent_uses_the_same_rules():
     assert spoken_time.local_day_bounds is local_day_bounds
     with pytest.raises(spoken_time.NonexistentTime):
         spoken_time.local_to_utc(date(2026, 3, 29), datetime(2026, 3, 29, 2, 30).time(), BERLIN)
+
+
+def test_opening_hours_are_read_in_one_place_for_booking_and_demo_data(app):
+    from core import opening_hours, seed
+    from core.models import Branch
+
+    hours = {"1": [["09:00", "13:00"], ["14:00", "18:00"]], "2": [["09:00", "18:00"]]}
+    branch = Branch(name="x", timezone=BERLIN, opening_hours=hours)
+    monday = date(2026, 12, 7)
+    assert seed._opening_window(branch, monday) == opening_hours.open_intervals(hours, monday, BERLIN)[0]
+    assert opening_hours.weekly_schedule(hours) == [(0, 0, [((9, 0), (13, 0)), ((14, 0), (18, 0))]),
+                                                   (1, 1, [((9, 0), (18, 0))])]
