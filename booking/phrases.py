@@ -8,11 +8,37 @@ Nothing here decides anything; callers pass in what to say.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, time
 from typing import Sequence
 
-from booking.spoken_time import WEEKDAYS, spoken_clock, spoken_datetime, to_local
+from core.clock import to_local
 from core.opening_hours import weekly_schedule
+
+
+WEEKDAYS = ("Montag", "Dienstag", "Mittwoch", "Donnerstag", "Freitag", "Samstag", "Sonntag")
+MONTHS = (
+    "Januar", "Februar", "März", "April", "Mai", "Juni",
+    "Juli", "August", "September", "Oktober", "November", "Dezember",
+)
+
+
+# --- times as the caller hears them -----------------------------------------------------
+
+
+def spoken_date(day: date) -> str:
+    """`Dienstag, 2. Dezember`"""
+    return f"{WEEKDAYS[day.weekday()]}, {day.day}. {MONTHS[day.month - 1]}"
+
+
+def spoken_clock(moment: time | datetime) -> str:
+    """`10:30 Uhr`, `9:00 Uhr`"""
+    return f"{moment.hour}:{moment.minute:02d} Uhr"
+
+
+def spoken_datetime(moment: datetime, tz_name: str) -> str:
+    """`Dienstag, 2. Dezember, um 10:30 Uhr` for a UTC moment, in the branch's zone."""
+    local = to_local(moment, tz_name)
+    return f"{spoken_date(local.date())}, um {spoken_clock(local)}"
 
 
 def spoken_list(items: Sequence[str], conjunction: str = "und") -> str:
@@ -250,6 +276,9 @@ ARGUMENT_INVALID = "Da ist leider etwas durcheinandergeraten. Können Sie mir da
 APPOINTMENT_REFERENCE_MISSING = "Um welchen Termin geht es? Nennen Sie mir bitte den Tag und die Uhrzeit."
 
 NEW_TIME_MISSING = "Auf welchen Tag und welche Uhrzeit möchten Sie den Termin verschieben?"
+
+# An unexpected error (HTTP 500): the agent still has a sentence to say.
+TECHNICAL_ERROR = "Es ist ein technischer Fehler aufgetreten. Bitte versuchen Sie es gleich noch einmal."
 
 BRANCH_UNKNOWN = (
     "Ich kann Ihre Anfrage gerade leider nicht bearbeiten. "

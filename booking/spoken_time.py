@@ -14,14 +14,10 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 
+from booking.phrases import MONTHS, WEEKDAYS
 from core import clock as clock_module
 from core.clock import NonexistentLocalTime, local_day_bounds, to_local
 
-WEEKDAYS = ("Montag", "Dienstag", "Mittwoch", "Donnerstag", "Freitag", "Samstag", "Sonntag")
-MONTHS = (
-    "Januar", "Februar", "März", "April", "Mai", "Juni",
-    "Juli", "August", "September", "Oktober", "November", "Dezember",
-)
 UTC = timezone.utc
 
 
@@ -41,23 +37,9 @@ class NonexistentTime(TimeParseError):
     """A local time skipped by the spring DST change."""
 
 
-# --- speaking ---------------------------------------------------------------------
-
-
-def spoken_date(day: date) -> str:
-    """`Dienstag, 2. Dezember`"""
-    return f"{WEEKDAYS[day.weekday()]}, {day.day}. {MONTHS[day.month - 1]}"
-
-
-def spoken_clock(moment: time | datetime) -> str:
-    """`10:30 Uhr`, `9:00 Uhr`"""
-    return f"{moment.hour}:{moment.minute:02d} Uhr"
-
-
-def spoken_datetime(moment: datetime, tz_name: str) -> str:
-    """`Dienstag, 2. Dezember, um 10:30 Uhr` for a UTC moment, in the branch's zone."""
-    local = to_local(moment, tz_name)
-    return f"{spoken_date(local.date())}, um {spoken_clock(local)}"
+# --- writing ----------------------------------------------------------------------
+# (How a time is *said* — "Dienstag, 2. Dezember, um 10:30 Uhr" — is German text the
+# caller hears, so it lives in `booking.phrases`: spoken_date, spoken_clock, spoken_datetime.)
 
 
 def local_iso(moment: datetime, tz_name: str) -> str:
@@ -205,8 +187,5 @@ __all__ = [
     "parse_date",
     "parse_iso_datetime",
     "parse_requested",
-    "spoken_clock",
-    "spoken_date",
-    "spoken_datetime",
     "to_local",
 ]

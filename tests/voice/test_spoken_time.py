@@ -7,6 +7,7 @@ from datetime import date, datetime, time, timezone
 import pytest
 
 from booking.phrases import opening_hours as spoken_opening_hours
+from booking.phrases import spoken_datetime
 from booking.spoken_time import (
     NonexistentTime,
     UnparseableDate,
@@ -17,7 +18,6 @@ from booking.spoken_time import (
     parse_clock,
     parse_date,
     parse_requested,
-    spoken_datetime,
 )
 from core.opening_hours import is_open, open_intervals
 from core.phones import country_code_of, to_e164
