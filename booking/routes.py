@@ -16,7 +16,7 @@ import logging
 from flask import Blueprint, Flask, Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from booking import retell_signature
+from booking import phrases, retell_signature
 from booking.errors import ProtocolError
 from booking.functions import FUNCTIONS, run
 from booking.retell_request import parse_request
@@ -29,7 +29,6 @@ logger = logging.getLogger(__name__)
 bp = Blueprint("retell", __name__, url_prefix="/retell")
 
 SIGNATURE_HEADER = "X-Retell-Signature"
-TECHNICAL_ERROR = "Es ist ein technischer Fehler aufgetreten. Bitte versuchen Sie es gleich noch einmal."
 
 
 def json_response(body: dict, status: int = 200) -> Response:
@@ -118,7 +117,7 @@ def on_unexpected(error: Exception):
     if request.view_args and request.view_args.get("name") in FUNCTIONS:
         VOICE_FUNCTION_CALLS.labels(request.view_args["name"], "internal_error").inc()
     logger.exception("Retell function failed")
-    return json_response({"success": False, "error_code": "internal_error", "message": TECHNICAL_ERROR}, 500)
+    return json_response({"success": False, "error_code": "internal_error", "message": phrases.TECHNICAL_ERROR}, 500)
 
 
 def init_app(app: Flask) -> None:
