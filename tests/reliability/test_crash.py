@@ -60,8 +60,6 @@ SEGMENTS = 2 + 1 + 2 + 1  # busy segments, one Cal.com booking each
 
 @pytest.fixture
 def salon(app, calcom_emulator):
-    # Generous for a loaded machine: a slow answer must not turn into a retry here.
-    app.config["CALCOM_SYNC_TIMEOUT"] = 30.0
     return make_salon(calcom_emulator)
 
 
