@@ -25,7 +25,7 @@ from calcom.client import Booking, CalcomClient
 from calcom.errors import CalcomError, CalcomRequestError, SlotUnavailable
 from calcom.metadata import appointment_id_from, booking_metadata, rollback_reason, segment_from
 from core.models import SyncAction
-from workers.sync_failures import Failure, classify
+from calcom.failures import Failure, classify
 from workers.sync_records import CalcomOutcome, SyncPlan, Target
 
 log = logging.getLogger("calcom.sync")
