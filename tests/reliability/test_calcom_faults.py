@@ -4,16 +4,16 @@
 each) are booked through the booking code path — the guarded insert and
 `queue_sync`, what `start_booking` does after its slot check — for four hairdressers.
 The Cal.com emulator, served over HTTP, answers every API request (create, list, get,
-cancel) with a seeded fault mix: 30 % 5xx, 10 % 429, 10 % timeouts (it hangs past
+reschedule, cancel) with a seeded fault mix: 30 % 5xx, 10 % 429, 10 % timeouts (it hangs past
 the client's read timeout and does nothing) and 5 % dropped responses (it does the
 work, then closes the connection unanswered). A quarter into the run, callers cancel
 20 of the appointments and move 20 to another day, whatever state their sync is in.
-Three real `rq worker --with-scheduler`
-processes (the project's `SimpleAppWorker`, see `SIMPLE_APP_WORKER`) drain the queue;
-retries go through RQ's scheduler exactly as in production.
+Three real `rq worker --with-scheduler` processes (the project's `SimpleAppWorker`,
+see `SIMPLE_APP_WORKER`) drain the queue; retries go through RQ's scheduler exactly
+as in production.
 
 Time is compressed by configuration only: backoff base and cap 1 s (production: 120 s
-and 960 s), the sync's read timeout 0.5 s, and the emulator's rate-limit window 1 s,
+and 960 s), the busy-lock retry 1 s, the sync's read timeout 0.5 s, and the emulator's rate-limit window 1 s,
 so a 429's `X-RateLimit-Reset-Default` asks for at most a second (its per-key limit is
 raised so that only the injected 429s occur). Attempts per sync: the production 5.
 
