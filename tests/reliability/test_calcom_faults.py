@@ -13,9 +13,10 @@ see `SIMPLE_APP_WORKER`) drain the queue; retries go through RQ's scheduler exac
 as in production.
 
 Time is compressed by configuration only: backoff base and cap 1 s (production: 120 s
-and 960 s), the busy-lock retry 1 s, the sync's read timeout 0.5 s, and the emulator's rate-limit window 1 s,
-so a 429's `X-RateLimit-Reset-Default` asks for at most a second (its per-key limit is
-raised so that only the injected 429s occur). Attempts per sync: the production 5.
+and 960 s), the busy-lock retry 1 s, the sync's read timeout 0.5 s, and the emulator's
+rate-limit window 1 s, so a 429's `X-RateLimit-Reset-Default` asks for at most a second
+(its per-key limit is raised so that only the injected 429s occur). Attempts per sync:
+the production 5.
 
 Afterwards:
 * every appointment is synced, or failed and flagged for manual review as

@@ -16,14 +16,17 @@ The crash points are chosen from outside the worker where possible:
 * in flight: held the same way, and let through after the kill — Cal.com makes the
   booking and answers 201 to nobody;
 * after Cal.com's 201, before our commit, and after our commit: the work horse of
-  `tests/support/crashing_worker.py` stops itself (SIGSTOP) there and the test kills it.
+  `tests/support/crashing_worker.py` stops itself (SIGSTOP) there and the test kills it;
+* a reschedule or cancel in flight: the appointments are synced first, then moved or
+  cancelled by their callers, and the change's request is held at the gate like a create.
 
 Recovery is what production runs: eleven minutes later (a controlled clock, not a
 sleep) the sweeper lets RQ declare the dead worker's job abandoned and re-enqueues
 every appointment still pending with no job in flight; a fresh `rq worker` process
 runs them. Afterwards every appointment is synced, each busy segment has exactly one
 live booking in the emulator (looked up by our metadata appointment id through its
-inspection API) with the uid we recorded, and nothing else is live in Cal.com.
+inspection API) with the uid we recorded — none after a cancel — and nothing else is
+live in Cal.com.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from rq.job import JobStatus
+from rq.job import Job, JobStatus
 from sqlalchemy import select
 
 from core.clock import frozen_at, utcnow
@@ -39,7 +42,6 @@ from core.extensions import db
 from core.models import SyncAttempt, SyncStatus
 from core.queues import sync_job_id
 from core.redis_client import get_redis
-from rq.job import Job
 from tests.support.emulator_gate import EmulatorGate
 from tests.support.salon import (
     appointments,
