@@ -80,12 +80,14 @@ from core.models import (
     SyncStatus,
     WebhookDelivery,
 )
+from core.types import MAX_ID, is_valid_id
 
 log = logging.getLogger("booking.calcom_webhook")
 
 SOURCE = "calcom"
 ACTOR = "calcom-webhook"
 BOOKING_TRIGGERS = (BOOKING_CREATED, BOOKING_CANCELLED, BOOKING_RESCHEDULED)
+MAX_TRIGGER = 60
 
 
 class MalformedWebhook(ValueError):
@@ -141,11 +143,13 @@ def parse_event(body: bytes) -> CalcomEvent:
     trigger = data.get("triggerEvent")
     if not isinstance(trigger, str) or not trigger.strip():
         raise MalformedWebhook("triggerEvent is missing")
-    trigger = trigger.strip().upper()
+    # Cal.com's triggers are short words; clipping keeps an unknown one from being
+    # echoed back (or logged) at full length.
+    trigger = trigger.strip().upper()[:MAX_TRIGGER]
     payload = data.get("payload")
     uid = payload.get("uid") if isinstance(payload, dict) else None
     digest = hashlib.sha256(body).hexdigest()[:32]
-    key = f"{trigger[:60]}:{str(uid)[:100] if uid else '-'}:{digest}"
+    key = f"{trigger}:{str(uid)[:100] if uid else '-'}:{digest}"
     if trigger not in BOOKING_TRIGGERS:
         return CalcomEvent(trigger=trigger, key=key)
     if not isinstance(payload, dict):
@@ -202,9 +206,12 @@ def _int(value: Any, name: str) -> int | None:
     if isinstance(value, bool):
         raise MalformedWebhook(f"payload.{name} must be a number")
     try:
-        return int(value)
-    except (TypeError, ValueError):
+        number = int(value)
+    except (TypeError, ValueError, OverflowError):  # OverflowError: Infinity
         raise MalformedWebhook(f"payload.{name} must be a number") from None
+    if not is_valid_id(number):
+        raise MalformedWebhook(f"payload.{name} must be an id from 1 to {MAX_ID}")
+    return number
 
 
 def _attendee(data: dict, payload: dict) -> Attendee:

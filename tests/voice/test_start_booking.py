@@ -361,6 +361,17 @@ def test_branch_from_configured_branch_id(world, voice):
     assert response.get_json()["available"] is True
 
 
+@pytest.mark.parametrize("branch_id", [2**31, 2**70, "-1", 0])
+def test_configured_branch_id_beyond_any_row_is_an_unknown_branch(world, voice, branch_id):
+    """Such an id used to reach the database (500 on PostgreSQL and SQLite)."""
+    raw = json.loads(voice.body("start_booking", dict(SLOT, customer_name="Erika Muster")))
+    raw["call"]["metadata"] = {"branch_id": branch_id}
+    response = voice.post("start_booking", json.dumps(raw))
+    assert response.status_code == 200
+    assert response.get_json()["error_code"] == "unknown_branch"
+    assert appointments() == []
+
+
 def test_anonymous_caller_must_give_a_number(world, voice):
     body = voice("start_booking", dict(SLOT, customer_name="Erika Muster"), from_number="anonymous")
     assert body["error_code"] == "missing_phone"
