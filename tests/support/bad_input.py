@@ -246,10 +246,60 @@ def booked(world):
     db.session.add(caller)
     db.session.commit()
     first = book(world, berlin(2026, 12, 8, 11), customer_id=caller.id)
-    book(world, berlin(2026, 12, 9, 15), staff=world["staff"][1], customer_id=caller.id)
+    second = book(world, berlin(2026, 12, 9, 15), staff=world["staff"][1], customer_id=caller.id)
     db.session.get(Appointment, first.id).calcom_booking_uid = "cal_uid_1"
     db.session.commit()
-    return world
+    return dict(world, appointment_ids=[first.id, second.id])
+
+
+# --- one hostile field in a request that would otherwise succeed ------------------------------
+
+# Thursday 10 December: free all day in the `booked` world, sixteen half-hour starts.
+FREE_DAY = "2026-12-10"
+FREE_TIMES = [f"{9 + n // 2:02d}:{30 * (n % 2):02d}" for n in range(16)]
+
+
+def good_arguments(function: str, slot: int, appointment_ids: list[int]) -> dict:
+    """Arguments on which `function` succeeds in the `booked` world (a booking or a
+    move to the `slot`-th free time)."""
+    when = {"date": FREE_DAY, "time": FREE_TIMES[slot % len(FREE_TIMES)]}
+    return {
+        "check_availability": {"service": "Herrenhaarschnitt", **when},
+        "start_booking": {"service": "Herrenhaarschnitt", **when, "customer_name": "Erika Muster",
+                          "customer_email": "erika@example.com", "notes": "bitte pünktlich"},
+        "find_appointments": {},
+        "cancel_appointment": {"appointment_id": appointment_ids[1], "reason": "krank"},
+        "reschedule_appointment": {"appointment_id": appointment_ids[0], "new_date": when["date"],
+                                   "new_time": when["time"]},
+    }[function]
+
+
+def tainted(text: str) -> st.SearchStrategy[str]:
+    """`text` with hostile characters slipped in, or repeated past every length limit."""
+    return st.one_of(
+        st.builds(lambda at, bad: text[:at] + bad + text[at:], st.integers(0, len(text)), CONTROL_TEXT),
+        st.integers(min_value=2, max_value=400).map(lambda times: (text or "x") * times),
+    )
+
+
+def hostile_instead_of(value: Any) -> st.SearchStrategy:
+    return st.one_of(tainted(value), JUNK) if isinstance(value, str) else JUNK
+
+
+def good_webhook(slot: int) -> dict:
+    """A BOOKING_CREATED that Slotguard would store as a new appointment."""
+    start = datetime(2026, 12, 10, 8, 0, tzinfo=UTC) + timedelta(minutes=30 * (slot % 16))
+    return webhook_body(BOOKING_CREATED, uid=f"cal_fuzz_{slot}", start=start, own_appointment=None, host=100)
+
+
+def leaf_paths(value: Any, prefix: tuple = ()) -> list[tuple]:
+    return [path for path in paths_of(value, prefix) if not isinstance(_at(value, path), (dict, list))]
+
+
+def _at(value: Any, path: tuple) -> Any:
+    for key in path:
+        value = value[key]
+    return value
 
 
 # --- "nothing was written" ------------------------------------------------------------------
@@ -278,6 +328,6 @@ def session_is_clean() -> bool:
 
 __all__ = [
     "CONTENT_TYPES", "FUZZ", "JUNK", "RAW_BODIES", "RETELL_ANSWER_LIMIT", "WEBHOOK_SECRET", "app_config",
-    "args_only_headers", "arguments_for", "booked", "broken_webhooks", "session_is_clean", "snapshot",
-    "to_json_bytes", "wrapped_body",
+    "args_only_headers", "arguments_for", "booked", "broken_webhooks", "good_arguments", "good_webhook",
+    "hostile_instead_of", "leaf_paths", "session_is_clean", "snapshot", "to_json_bytes", "wrapped_body",
 ]
