@@ -16,7 +16,6 @@ from sqlalchemy.orm import Session
 
 from booking import phrases
 from booking.errors import CallerError
-from booking.phone_numbers import country_code_of, to_e164
 from booking.retell_request import RetellRequest
 from booking.services_lookup import (
     bookable_services,
@@ -34,6 +33,7 @@ from booking.spoken_time import (
     to_local,
 )
 from core.models import Branch, Service, Staff
+from core.phones import country_code_of, to_e164
 from core.types import is_valid_id
 
 MAX_NAME = 200
