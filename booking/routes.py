@@ -19,6 +19,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from booking import phrases, retell_signature
 from booking.errors import ProtocolError
 from booking.functions import FUNCTIONS, run
+from booking.openapi import openapi_document
 from booking.retell_request import parse_request
 from core.extensions import csrf, db
 from core.observability import bind_request_ids
@@ -28,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 bp = Blueprint("retell", __name__, url_prefix="/retell")
 
-SIGNATURE_HEADER = "X-Retell-Signature"
+SIGNATURE_HEADER = retell_signature.HEADER
 
 
 def json_response(body: dict, status: int = 200) -> Response:
@@ -67,6 +68,13 @@ def outcome_of(name: str, body: dict) -> str:
     if name == "start_booking":
         return "booked"
     return "ok"
+
+
+@bp.get("/openapi.json")
+def openapi():
+    """The OpenAPI description of the Retell functions and the Cal.com webhook (public:
+    it holds the shapes operators paste into Retell anyway, no secrets)."""
+    return json_response(openapi_document())
 
 
 @bp.route("/functions/<name>", methods=["GET", "PUT", "PATCH", "DELETE"])

@@ -122,6 +122,14 @@ def test_parse_request_reads_both_forms():
     assert unset.call_id is None
 
 
+def test_parse_request_drops_control_characters_everywhere():
+    raw = (b'{"name": "x", "call": {"call_id": "call\\u0000_1", "from_number": "+4915\\u001b1"}, '
+           b'"args": {"customer_name": "Eri\\u0000ka \\ud800", "nested": [{"k\\u0007": "v\\u009b"}]}}')
+    parsed = parse_request("start_booking", raw, {"X-Retell-To-Number": "+49\x7f30"})
+    assert parsed.call_id == "call_1" and parsed.from_number == "+49151" and parsed.to_number == "+4930"
+    assert parsed.args == {"customer_name": "Erika \ufffd", "nested": [{"k": "v"}]}
+
+
 @pytest.mark.parametrize("raw", [
     b"not json", b"[1, 2]", b'"text"', b"\xff\xfe", b'{"call": {}, "name": "x", "args": [1]}'])
 def test_malformed_bodies_are_400(world, voice, raw):
