@@ -327,7 +327,9 @@ def load_segments(
         AppointmentSegment.staff_id, AppointmentSegment.starts_at, AppointmentSegment.ends_at
     ).where(
         AppointmentSegment.staff_id.in_(list(staff_ids)),
-        AppointmentSegment.active.is_(True),
+        # The bare column: PostgreSQL and SQLite use a partial index only when the query
+        # repeats its predicate (`active`; SQLite: `active = 1`); `IS true` scans the table.
+        AppointmentSegment.active,
         AppointmentSegment.starts_at < end,
         AppointmentSegment.starts_at > start - MAX_SEGMENT,
         AppointmentSegment.ends_at > start,
