@@ -36,9 +36,9 @@ from booking.holds import HoldsUnavailable, SlotHolds, cell_keys, lock_key_for
 from booking.opening_hours import is_open, open_intervals
 from booking.spoken_time import local_day_bounds, to_local
 from core.booking_guard import MAX_SEGMENT, Interval
-from core.event_types import as_booked_by, event_type_for, personal_event_types
+from core.busy import busy_for
+from core.event_types import event_type_for, personal_event_types
 from core.models import Appointment, AppointmentSegment, Branch, Service, Staff
-from core.seed import busy_intervals
 
 logger = logging.getLogger(__name__)
 
@@ -128,8 +128,7 @@ class Checker:
 
     def busy_for(self, member: Staff, start: datetime) -> list[Interval]:
         """The busy intervals, each with the event type it is asked and booked as for `member`."""
-        return as_booked_by(self.session, self.service, member, busy_intervals(self.service, start),
-                            personal=self.own_event_types())
+        return busy_for(self.session, self.service, member, start, personal=self.own_event_types())
 
     def own_event_types(self) -> dict[int, int]:
         if self.personal is None:

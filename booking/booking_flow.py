@@ -31,12 +31,12 @@ from booking import phrases, responses
 from booking.availability import CalendarUnavailable, Checker, SlotOption
 from booking.errors import CallerError
 from booking.holds import HoldsUnavailable, LockRef, cell_keys
-from booking.services_lookup import normalise_name
 from calcom.slot_cache import invalidate_quietly as invalidate_slot_cache
 from booking.sync_booking import CalendarFailed, CalendarRefused, create_in_calcom_now
 from core.booking_guard import NewAppointment, SlotTaken, add_appointment, guarded_transaction
-from core.models import ACTIVE_STATUSES, Appointment, AppointmentSource, Customer, Service, SyncStatus
-from core.queues import enqueue_sync
+from core.customers import find_or_create_customer
+from core.models import ACTIVE_STATUSES, Appointment, AppointmentSource, Service, SyncStatus
+from core.queues import enqueue_sync_quietly
 
 logger = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ def _secure_slot(checker: Checker, request: BookingRequest) -> tuple[SlotOption,
             raise CallerError("lock_expired", phrases.LOCK_EXPIRED)
         return option, cells
 
-    if request.lock is None:
+    if request.lock is None and checker.holds is not None:  # without holds no lock key can exist
         logger.warning(
             "start_booking without lock_key (call %s): checking the slot now; configure the agent to call "
             "check_availability first and pass its lock_key",
@@ -152,7 +152,8 @@ def _insert(
         repeat = find_repeat(session, request)
         if repeat is not None:
             return repeat, True
-        customer = find_or_create_customer(session, company_id, request.name, request.phone, request.email)
+        customer = find_or_create_customer(session, company_id, name=request.name, phone=request.phone,
+                                           email=request.email)
         appointment = add_appointment(
             session,
             NewAppointment(
@@ -183,25 +184,6 @@ def _serialise_call(session: Session, call_id: str) -> None:
     session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": int.from_bytes(digest, "big", signed=True)})
 
 
-def find_or_create_customer(session: Session, company_id: int, name: str, phone: str, email: str | None) -> Customer:
-    """The company's customer with this phone number and name, created when new.
-
-    Matching on the name too keeps family members who share a phone apart.
-    """
-    wanted = normalise_name(name)
-    for customer in session.scalars(
-        select(Customer).where(Customer.company_id == company_id, Customer.phone == phone).order_by(Customer.id)
-    ):
-        if normalise_name(customer.name) == wanted:
-            if email and not customer.email:
-                customer.email = email
-            return customer
-    customer = Customer(company_id=company_id, name=name, phone=phone, email=email)
-    session.add(customer)
-    session.flush()
-    return customer
-
-
 def _release(checker: Checker, call_id: str, cells: list[str]) -> None:
     if not cells or checker.holds is None:
         return
@@ -214,10 +196,7 @@ def _release(checker: Checker, call_id: str, cells: list[str]) -> None:
 def queue_sync(appointment: Appointment, action: str) -> None:
     """Queue the Cal.com sync; if Redis is down the appointment stays pending and the
     sync sweeper picks it up, so the caller's booking stands either way."""
-    try:
-        enqueue_sync(appointment.id, action, appointment.sync_version)
-    except Exception:  # noqa: BLE001 - any queue failure must not undo a committed booking
-        logger.exception("could not queue %s sync of appointment %s; the sweeper will retry", action, appointment.id)
+    enqueue_sync_quietly(appointment.id, action, appointment.sync_version)
 
 
 def fresh_alternatives(checker: Checker, near: datetime) -> list[SlotOption]:
@@ -241,4 +220,4 @@ def slot_taken(checker: Checker, alternatives: list[SlotOption], near: datetime)
     return CallerError("slot_taken", phrases.slot_taken(spoken), alternatives=offers)
 
 
-__all__ = ["BookingRequest", "Booked", "start_booking", "find_or_create_customer", "queue_sync", "slot_taken"]
+__all__ = ["BookingRequest", "Booked", "start_booking", "queue_sync", "slot_taken"]

@@ -40,7 +40,8 @@ def branch_of(session: Session, retell_request: RetellRequest) -> Branch:
     branch = find_branch(session, retell_request)
     if branch is None:
         logger.error(
-            "no branch for call %s (to_number %r, branch_id %r): set the branch's phone number or a branch_id",
+            "no branch for call %s (to_number %r, configured branch_id %r): set the branch's phone number, or "
+            "a branch_id in the call's metadata or dynamic variables",
             retell_request.call_id, retell_request.to_number, retell_request.setting("branch_id"),
         )
         raise CallerError("unknown_branch", phrases.BRANCH_UNKNOWN)
@@ -206,13 +207,13 @@ def find_appointments(session: Session, retell_request: RetellRequest) -> dict:
     now = utcnow()
     branch = branch_of(session, retell_request)
     phone = arguments.callers_own_phone(retell_request, branch)
-    found = manage.upcoming(session, branch.company_id, phone, now)
+    found = manage.upcoming(session, branch, phone, now)
     if not found:
         return responses.envelope("find_appointments", success=True, message=phrases.NO_APPOINTMENTS)
     return responses.envelope(
         "find_appointments", success=True,
         message=phrases.appointments_found([manage.describe(a) for a in found]),
-        appointments=[responses.appointment(a, a.branch.timezone) for a in found],
+        appointments=[responses.appointment(a, branch.timezone) for a in found],
     )
 
 
@@ -226,16 +227,13 @@ def _callers_appointment(session: Session, retell_request: RetellRequest, branch
         wanted = arguments.requested_time(args, branch, now, time_required=False)
         day, start = wanted.day, wanted.start
     if appointment_id is None and day is None:
-        upcoming = manage.upcoming(session, branch.company_id, phone, now)
+        upcoming = manage.upcoming(session, branch, phone, now)
         if len(upcoming) == 1:
             return upcoming[0]
         if not upcoming:
             raise CallerError("not_found", phrases.NO_APPOINTMENTS)
         raise CallerError("ambiguous_appointment", phrases.which_appointment([manage.describe(a) for a in upcoming]))
-    return manage.find_own(
-        session, branch.company_id, phone, now, appointment_id=appointment_id, day=day, start=start,
-        tz_name=branch.timezone,
-    )
+    return manage.find_own(session, branch, phone, now, appointment_id=appointment_id, day=day, start=start)
 
 
 def cancel_appointment(session: Session, retell_request: RetellRequest) -> dict:

@@ -1,9 +1,11 @@
 """The caller's own appointments: list, cancel, reschedule.
 
-"Own" means: booked for a customer of this company whose phone number is the
-caller's (matched exactly in E.164). An appointment id that belongs to someone else
-is answered exactly like one that does not exist, so nobody learns about other
-people's appointments by guessing ids.
+"Own" means: booked at the branch the call is for (and so its company), for a
+customer of that company whose phone number is the one the caller calls from
+(`call.from_number`, matched exactly in E.164). An appointment id that belongs to
+someone else — another caller, another branch, another company — is answered exactly
+like one that does not exist, so nobody learns about other people's appointments by
+guessing ids. Times are spoken and read in that branch's time zone.
 
 Rescheduling keeps the old slot until the new one is secured: the new time is checked
 like a new booking (Cal.com, local, holds — the appointment's own time counts as free
@@ -26,8 +28,8 @@ from booking.booking_flow import fresh_alternatives, queue_sync, slot_taken
 from booking.errors import CallerError
 from booking.holds import HoldsUnavailable, cell_keys
 from booking.spoken_time import local_day_bounds, spoken_datetime
-from core.booking_guard import SlotTaken, guarded_transaction, move_appointment, release_appointment
-from core.models import ACTIVE_STATUSES, Appointment, AppointmentStatus, Customer, SyncAction
+from core.booking_guard import SlotTaken, guarded_transaction, lock_appointment, move_appointment, release_appointment
+from core.models import ACTIVE_STATUSES, Appointment, AppointmentStatus, Branch, Customer, SyncAction
 
 logger = logging.getLogger(__name__)
 
@@ -42,21 +44,24 @@ def describe(appointment: Appointment) -> str:
     )
 
 
-def _own(company_id: int, phone: str):
+def _own(branch: Branch, phone: str):
     return (
         select(Appointment)
         .join(Customer, Customer.id == Appointment.customer_id)
-        .where(Customer.company_id == company_id, Customer.phone == phone, Appointment.company_id == company_id)
+        .where(
+            Appointment.branch_id == branch.id,
+            Appointment.company_id == branch.company_id,
+            Customer.company_id == branch.company_id,
+            Customer.phone == phone,
+        )
     )
 
 
-def upcoming(
-    session: Session, company_id: int, phone: str, now: datetime, *, limit: int = MAX_LISTED
-) -> list[Appointment]:
-    """The caller's active appointments from now on, soonest first."""
+def upcoming(session: Session, branch: Branch, phone: str, now: datetime, *, limit: int = MAX_LISTED) -> list[Appointment]:
+    """The caller's active appointments at this branch from now on, soonest first."""
     return list(
         session.scalars(
-            _own(company_id, phone)
+            _own(branch, phone)
             .where(Appointment.status.in_(ACTIVE_STATUSES), Appointment.starts_at >= now)
             .order_by(Appointment.starts_at)
             .limit(limit)
@@ -66,19 +71,18 @@ def upcoming(
 
 def find_own(
     session: Session,
-    company_id: int,
+    branch: Branch,
     phone: str,
     now: datetime,
     *,
     appointment_id: int | None,
     day: date | None,
     start: datetime | None,
-    tz_name: str,
 ) -> Appointment:
-    """One of the caller's appointments, by id or by day (and time). Raises
-    `CallerError` not_found / ambiguous_appointment / appointment_missing."""
+    """One of the caller's appointments at this branch, by id or by local day (and
+    time). Raises `CallerError` not_found / ambiguous_appointment / appointment_missing."""
     if appointment_id is not None:
-        appointment = session.scalar(_own(company_id, phone).where(Appointment.id == appointment_id))
+        appointment = session.scalar(_own(branch, phone).where(Appointment.id == appointment_id))
         if appointment is None:
             raise CallerError("not_found", phrases.APPOINTMENT_NOT_FOUND)
         return appointment
@@ -87,17 +91,17 @@ def find_own(
     if start is not None:
         matches = list(
             session.scalars(
-                _own(company_id, phone).where(Appointment.starts_at == start).order_by(Appointment.id.desc())
+                _own(branch, phone).where(Appointment.starts_at == start).order_by(Appointment.id.desc())
             )
         )
         active = [a for a in matches if a.is_active]
         if active or matches:
             return (active or matches)[0]
         raise CallerError("not_found", phrases.APPOINTMENT_NOT_FOUND)
-    day_start, day_end = local_day_bounds(day, tz_name)
+    day_start, day_end = local_day_bounds(day, branch.timezone)
     on_day = list(
         session.scalars(
-            _own(company_id, phone)
+            _own(branch, phone)
             .where(
                 Appointment.status.in_(ACTIVE_STATUSES),
                 Appointment.starts_at >= max(day_start, now),
@@ -122,9 +126,11 @@ def cancel(session: Session, appointment: Appointment, now: datetime, *, reason:
         raise CallerError("past_appointment", phrases.APPOINTMENT_IN_PAST)
     appointment_id = appointment.id
     with guarded_transaction(session):
-        current = session.get(Appointment, appointment_id)
-        if current.status == AppointmentStatus.CANCELLED:
+        current = lock_appointment(session, appointment_id)
+        if current is None or current.status == AppointmentStatus.CANCELLED:
             return False
+        if not current.is_active:  # completed or no-show meanwhile
+            raise CallerError("past_appointment", phrases.APPOINTMENT_IN_PAST)
         release_appointment(current, reason=reason, request=SyncAction.CANCEL)
     queue_sync(current, SyncAction.CANCEL.value)
     logger.info("appointment %s cancelled by the caller", appointment_id)

@@ -233,3 +233,9 @@ BRANCH_UNKNOWN = (
     "Ich kann Ihre Anfrage gerade leider nicht bearbeiten. "
     "Bitte rufen Sie uns später noch einmal an."
 )
+
+# The agent named a branch that does not belong to the company the caller dialled.
+BRANCH_NOT_OURS = (
+    "Diese Filiale kann ich für Sie leider nicht verwalten. "
+    "Bitte rufen Sie dort direkt an."
+)

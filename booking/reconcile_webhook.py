@@ -55,12 +55,16 @@ from core.booking_guard import (
     add_appointment,
     find_conflicts,
     guarded_transaction,
+    lock_appointment,
+    lock_appointments,
     move_segments,
     release_appointment,
     request_sync,
 )
-from core.clock import to_local, utcnow
-from core.event_types import as_booked_by, event_types_of_staff, owner_of_event_type
+from core.busy import busy_for
+from core.clock import format_span, utcnow
+from core.customers import find_or_create_customer
+from core.event_types import event_types_of_staff, owner_of_event_type
 from core.models import (
     Appointment,
     AppointmentSegment,
@@ -76,13 +80,14 @@ from core.models import (
     SyncStatus,
     WebhookDelivery,
 )
-from core.seed import busy_intervals
+from core.types import MAX_ID, is_valid_id
 
 log = logging.getLogger("booking.calcom_webhook")
 
 SOURCE = "calcom"
 ACTOR = "calcom-webhook"
 BOOKING_TRIGGERS = (BOOKING_CREATED, BOOKING_CANCELLED, BOOKING_RESCHEDULED)
+MAX_TRIGGER = 60
 
 
 class MalformedWebhook(ValueError):
@@ -138,11 +143,13 @@ def parse_event(body: bytes) -> CalcomEvent:
     trigger = data.get("triggerEvent")
     if not isinstance(trigger, str) or not trigger.strip():
         raise MalformedWebhook("triggerEvent is missing")
-    trigger = trigger.strip().upper()
+    # Cal.com's triggers are short words; clipping keeps an unknown one from being
+    # echoed back (or logged) at full length.
+    trigger = trigger.strip().upper()[:MAX_TRIGGER]
     payload = data.get("payload")
     uid = payload.get("uid") if isinstance(payload, dict) else None
     digest = hashlib.sha256(body).hexdigest()[:32]
-    key = f"{trigger[:60]}:{str(uid)[:100] if uid else '-'}:{digest}"
+    key = f"{trigger}:{str(uid)[:100] if uid else '-'}:{digest}"
     if trigger not in BOOKING_TRIGGERS:
         return CalcomEvent(trigger=trigger, key=key)
     if not isinstance(payload, dict):
@@ -199,9 +206,12 @@ def _int(value: Any, name: str) -> int | None:
     if isinstance(value, bool):
         raise MalformedWebhook(f"payload.{name} must be a number")
     try:
-        return int(value)
-    except (TypeError, ValueError):
+        number = int(value)
+    except (TypeError, ValueError, OverflowError):  # OverflowError: Infinity
         raise MalformedWebhook(f"payload.{name} must be a number") from None
+    if not is_valid_id(number):
+        raise MalformedWebhook(f"payload.{name} must be an id from 1 to {MAX_ID}")
+    return number
 
 
 def _attendee(data: dict, payload: dict) -> Attendee:
@@ -313,6 +323,19 @@ def appointment_by_uid(session: Session, uid: str) -> tuple[Appointment | None, 
     return None, None
 
 
+def _locked_by_uid(session: Session, uid: str) -> tuple[Appointment | None, AppointmentSegment | None]:
+    """`appointment_by_uid` for a handler about to change the appointment: locked
+    (`lock_appointment`, the lock every writer takes) and looked up again after the
+    lock, since a writer we waited for (a sync recording uids) may have changed it."""
+    locked: set[int] = set()
+    appointment, segment = appointment_by_uid(session, uid)
+    while appointment is not None and appointment.id not in locked:
+        lock_appointment(session, appointment.id)
+        locked.add(appointment.id)
+        appointment, segment = appointment_by_uid(session, uid)
+    return appointment, segment
+
+
 def _staff_for(session: Session, event: CalcomEvent) -> list[Staff]:
     conditions = []
     if event.organizer_id is not None:
@@ -356,23 +379,12 @@ def _service_for(session: Session, company_id: int, event_type_id: int | None) -
 
 
 def _customer_for(session: Session, company_id: int, attendee: Attendee | None) -> Customer:
+    """The attendee as the company's customer; "Erika M." in Cal.com with Erika
+    Mustermann's number is her (`other_name="reuse"`)."""
     if attendee is None:
         attendee = Attendee(name="Cal.com customer")
-    customer = None
-    if attendee.phone_number:
-        customer = session.scalar(select(Customer).where(
-            Customer.company_id == company_id, Customer.phone == attendee.phone_number).order_by(Customer.id))
-    if customer is None and attendee.email:
-        customer = session.scalar(select(Customer).where(
-            Customer.company_id == company_id, Customer.email == attendee.email).order_by(Customer.id))
-    if customer is None:
-        customer = Customer(company_id=company_id, name=(attendee.name or "Cal.com customer")[:200],
-                            phone=attendee.phone_number, email=attendee.email)
-        session.add(customer)
-        session.flush()
-    elif attendee.email and not customer.email:
-        customer.email = attendee.email
-    return customer
+    return find_or_create_customer(session, company_id, name=attendee.name or "Cal.com customer",
+                                   phone=attendee.phone_number, email=attendee.email, other_name="reuse")
 
 
 def _busy_for(session: Session, service: Service, staff: Staff, event: CalcomEvent) -> list[Interval]:
@@ -380,20 +392,18 @@ def _busy_for(session: Session, service: Service, staff: Staff, event: CalcomEve
     it is the whole service (each as the event type it is booked as for this staff
     member), else the booked interval itself."""
     if event.end - event.start == timedelta(minutes=service.duration_minutes):
-        return as_booked_by(session, service, staff, busy_intervals(service, event.start))
+        return busy_for(session, service, staff, event.start)
     return [Interval(event.start, event.end, event.event_type_id)]
 
 
 def _describe(appointment: Appointment) -> str:
     tz = appointment.branch.timezone
-    start, end = to_local(appointment.starts_at, tz), to_local(appointment.ends_at, tz)
-    return f"{start:%a %d.%m.%Y %H:%M}–{end:%H:%M} ({tz}) with {appointment.staff.name}"
+    return f"{format_span(appointment.starts_at, appointment.ends_at, tz, zone='name')} with {appointment.staff.name}"
 
 
 def _describe_event(event: CalcomEvent, tz: str) -> str:
-    start, end = to_local(event.start, tz), to_local(event.end, tz)
     who = event.attendees[0].name if event.attendees else "a customer"
-    return f"Cal.com booking {event.uid} for {who}, {start:%a %d.%m.%Y %H:%M}–{end:%H:%M} ({tz})"
+    return f"Cal.com booking {event.uid} for {who}, {format_span(event.start, event.end, tz, zone='name')}"
 
 
 # --- BOOKING_CREATED ---------------------------------------------------------------------------------
@@ -410,7 +420,7 @@ def _created(session: Session, event: CalcomEvent) -> Outcome:
 
 
 def _confirm_created(session: Session, event: CalcomEvent, appointment_id: int) -> Outcome:
-    appointment = session.get(Appointment, appointment_id)
+    appointment = lock_appointment(session, appointment_id)
     if appointment is None:
         _audit(session, "calcom_unknown_appointment", None,
                f"Cal.com booking {event.uid} names Slotguard appointment {appointment_id}, which does not exist.",
@@ -530,7 +540,7 @@ def _import(session: Session, event: CalcomEvent) -> Outcome:
 
 def _collision(session: Session, event: CalcomEvent, staff: Staff, conflict_ids: list[int]) -> Outcome:
     flagged = []
-    for appointment in session.scalars(select(Appointment).where(Appointment.id.in_(conflict_ids))):
+    for appointment in lock_appointments(session, conflict_ids).values():
         if appointment.sync_status == SyncStatus.SYNCED:
             reason = (f"{_describe_event(event, appointment.branch.timezone)} overlaps this appointment "
                       f"({_describe(appointment)}), which Cal.com already has as booking "
@@ -556,7 +566,7 @@ def _collision(session: Session, event: CalcomEvent, staff: Staff, conflict_ids:
 
 
 def _cancelled(session: Session, event: CalcomEvent) -> Outcome:
-    appointment, segment = appointment_by_uid(session, event.uid)
+    appointment, segment = _locked_by_uid(session, event.uid)
     if appointment is None:
         return Outcome("unknown", f"no appointment has Cal.com booking {event.uid}; nothing to cancel")
     if appointment.is_active and is_rollback_of(appointment.id, event.cancellation_reason, event.metadata):
@@ -624,12 +634,9 @@ def _enqueue_after_commit(session: Session, appointment: Appointment) -> None:
     appointment_id, action, version = appointment.id, appointment.sync_action.value, appointment.sync_version
 
     def enqueue(_session):
-        try:
-            from core.queues import enqueue_sync
+        from core.queues import enqueue_sync_quietly
 
-            enqueue_sync(appointment_id, action, version)
-        except Exception as exc:  # the sweeper picks pending appointments up later
-            log.warning("could not enqueue sync of appointment %s: %s", appointment_id, exc)
+        enqueue_sync_quietly(appointment_id, action, version)
 
     sa_event.listen(real_session, "after_commit", enqueue, once=True)
 
@@ -638,10 +645,10 @@ def _enqueue_after_commit(session: Session, appointment: Appointment) -> None:
 
 
 def _rescheduled(session: Session, event: CalcomEvent) -> Outcome:
-    current, _ = appointment_by_uid(session, event.uid)
+    current, _ = _locked_by_uid(session, event.uid)
     if current is not None:
         return _confirm_rescheduled(session, current, event)
-    appointment, segment = appointment_by_uid(session, event.previous_uid)
+    appointment, segment = _locked_by_uid(session, event.previous_uid)
     if appointment is None:
         ours = appointment_id_from(event.metadata)
         if ours is not None:

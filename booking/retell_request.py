@@ -6,7 +6,12 @@
   `call` object. The call id then comes from the `X-Retell-Call-Id` header (configure
   it in Retell as `{{call_id}}`) or a `call_id` argument; the numbers from
   `X-Retell-From-Number` / `X-Retell-To-Number` (`{{user_number}}`,
-  `{{agent_number}}`) or `from_number` / `to_number` arguments.
+  `{{agent_number}}`).
+
+What Retell itself sends (the `call` object, the headers the operator configured) is
+kept apart from `args`, which the LLM fills from the conversation: a caller can talk
+the LLM into any argument, so the numbers and the operator's settings never come
+from `args`.
 
 The function name comes from the URL, not from the body's `name`, so an operator can
 name a tool freely in Retell as long as it points at the right URL.
@@ -40,8 +45,8 @@ class RetellRequest:
 
     def setting(self, name: str) -> Any:
         """A value the operator configured for the call (metadata, then dynamic
-        variables, then args), e.g. `branch_id`."""
-        for source in (self.metadata, self.dynamic_variables, self.args):
+        variables), e.g. `branch_id`. Never from `args`: the LLM fills those."""
+        for source in (self.metadata, self.dynamic_variables):
             value = source.get(name)
             if value not in (None, ""):
                 return value
@@ -80,7 +85,7 @@ def parse_request(function: str, raw_body: bytes, headers: Mapping[str, str]) ->
         # Never from the arguments: the LLM fills those, and the caller's number is
         # what proves whose appointments these are.
         from_number=_text(call.get("from_number")) or _text(headers.get(FROM_NUMBER_HEADER)),
-        to_number=_text(call.get("to_number")) or _text(headers.get(TO_NUMBER_HEADER)) or _text(args.get("to_number")),
+        to_number=_text(call.get("to_number")) or _text(headers.get(TO_NUMBER_HEADER)),
         metadata=call.get("metadata") if isinstance(call.get("metadata"), dict) else {},
         dynamic_variables=(
             call.get("retell_llm_dynamic_variables")

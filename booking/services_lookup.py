@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import difflib
 import re
-import unicodedata
 from dataclasses import dataclass, field
 from typing import Callable, Generic, Sequence, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.customers import normalise_name
 from core.models import Branch, Service, Staff, staff_services
 
 T = TypeVar("T")
@@ -32,14 +32,6 @@ CLOSE_MATCH_CUTOFF = 0.75
 ANY_STAFF = {"", "egal", "beliebig", "irgendwer", "irgendjemand", "jeder", "jede", "keinpraeferenz",
              "keinepraeferenz", "keinewunsch", "keinwunsch", "any", "niemandbestimmtes", "wurscht"}
 _HONORIFICS = re.compile(r"^(herr|herrn|frau|hr|fr)\.?\s+", re.IGNORECASE)
-_UMLAUTS = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss"})
-
-
-def normalise_name(text: str) -> str:
-    """Lower case, umlauts spelled out, accents dropped, only letters and digits."""
-    text = text.casefold().translate(_UMLAUTS)
-    text = unicodedata.normalize("NFKD", text)
-    return "".join(ch for ch in text if ch.isalnum() and not unicodedata.combining(ch))
 
 
 @dataclass

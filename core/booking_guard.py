@@ -13,6 +13,15 @@ the last word:
 
 The explicit overlap query runs on both databases: it gives the friendly answer
 early, and on SQLite it *is* the guard.
+
+Changing an existing appointment is a read-modify-write (is it still active? which
+segments are live? which sync version?). Every writer — voice cancel and reschedule,
+the dashboard's retry and resolve, the Cal.com webhook, the sync worker, reconcile —
+first takes the same lock with `lock_appointment` inside a `guarded_transaction`,
+so two writers of one appointment run one after the other and neither writes from
+a stale read (a webhook cancel racing a sync success, a caller's reschedule racing
+a cancel). `appointments_breaking_invariants_sql` is the independent check that no
+interleaving left an active segment on an inactive appointment.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ from typing import Iterator, Sequence
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, scoped_session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from core.clock import ensure_utc, utcnow
 from core.models import (
@@ -185,6 +195,51 @@ def guarded_transaction(session: Session) -> Iterator[Session]:
         raise
 
 
+def lock_appointment(session: Session, appointment_id: int) -> Appointment | None:
+    """The appointment, re-read and locked against every other writer until the
+    transaction ends; None when it does not exist. Call inside `guarded_transaction`.
+
+    PostgreSQL: `SELECT … FOR UPDATE` on the appointment row; a second writer waits
+    here until the first commits, then reads what the first wrote. SQLite ignores
+    `FOR UPDATE`; there `guarded_transaction`'s `BEGIN IMMEDIATE` already holds the
+    database's only write lock, and a plain transaction would be a bug, so it is refused.
+
+    Whatever this session read before the lock may be stale, so the appointment and
+    its segments are loaded afresh (`populate_existing`).
+    """
+    if isinstance(session, scoped_session):
+        session = session()
+    if session.get_bind().dialect.name == "sqlite":
+        options = session.connection().get_execution_options()
+        if not options.get("sqlite_immediate"):
+            raise RuntimeError("lock_appointment() must run inside guarded_transaction() on SQLite")
+    appointment = session.scalars(
+        select(Appointment).where(Appointment.id == appointment_id)
+        .with_for_update().execution_options(populate_existing=True)
+    ).first()
+    if appointment is None:
+        return None
+    # The row lock covers the segments too (every writer takes it first); reload them
+    # so a segment read before the lock cannot be written back with an old `active`.
+    segments = session.scalars(
+        select(AppointmentSegment).where(AppointmentSegment.appointment_id == appointment_id)
+        .order_by(AppointmentSegment.position).execution_options(populate_existing=True)
+    ).all()
+    set_committed_value(appointment, "segments", list(segments))
+    return appointment
+
+
+def lock_appointments(session: Session, appointment_ids: Sequence[int]) -> dict[int, Appointment]:
+    """`lock_appointment` for several, always in id order so two writers that each
+    lock a set of appointments cannot deadlock."""
+    locked = {}
+    for appointment_id in sorted(set(appointment_ids)):
+        appointment = lock_appointment(session, appointment_id)
+        if appointment is not None:
+            locked[appointment_id] = appointment
+    return locked
+
+
 def _flush_segments(session: Session, staff_id: int, intervals: list[Interval]) -> None:
     """Flush now so PostgreSQL checks the exclusion constraint here; a violation
     (another transaction won the race after our check) becomes `SlotTaken`."""
@@ -321,7 +376,7 @@ def move_appointment(
     made the change (webhook).
     """
     with guarded_transaction(session):
-        appointment = session.get(Appointment, appointment_id)
+        appointment = lock_appointment(session, appointment_id)
         if appointment is None or not appointment.is_active:
             raise LookupError(f"appointment {appointment_id} is not active")
         move_segments(session, appointment, busy)
@@ -354,12 +409,12 @@ def cancel_appointment(
     session: Session, appointment_id: int, *, reason: str | None = None, request: SyncAction | None = SyncAction.CANCEL
 ) -> Appointment:
     """Cancel one appointment and free its slot, committed. Cancelling twice is harmless."""
-    appointment = session.get(Appointment, appointment_id)
-    if appointment is None:
-        raise LookupError(f"appointment {appointment_id} does not exist")
-    if appointment.status != AppointmentStatus.CANCELLED:
-        release_appointment(appointment, reason=reason, request=request)
-    session.commit()
+    with guarded_transaction(session):
+        appointment = lock_appointment(session, appointment_id)
+        if appointment is None:
+            raise LookupError(f"appointment {appointment_id} does not exist")
+        if appointment.status != AppointmentStatus.CANCELLED:
+            release_appointment(appointment, reason=reason, request=request)
     return appointment
 
 
@@ -377,6 +432,21 @@ def overlapping_pairs_sql() -> str:
     )
 
 
+def appointments_breaking_invariants_sql() -> str:
+    """SQL listing (segment id, appointment id) of active segments that belong to an
+    appointment which is not active (cancelled, completed, no-show).
+
+    Such a segment would keep a staff member busy for an appointment nobody will
+    come to — what a lost update between two writers leaves behind. Tests run it
+    after every interleaving: it must always return no rows.
+    """
+    active = ", ".join(f"'{status.value}'" for status in ACTIVE_STATUSES)
+    return (
+        "SELECT s.id, a.id FROM appointment_segments s JOIN appointments a ON a.id = s.appointment_id "
+        f"WHERE s.active AND a.status NOT IN ({active})"
+    )
+
+
 __all__ = [
     "GuardError",
     "InvalidInterval",
@@ -384,6 +454,9 @@ __all__ = [
     "NewAppointment",
     "SlotTaken",
     "add_appointment",
+    "appointments_breaking_invariants_sql",
+    "lock_appointment",
+    "lock_appointments",
     "cancel_appointment",
     "find_conflicts",
     "guarded_transaction",

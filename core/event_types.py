@@ -78,7 +78,7 @@ def event_type_for(
 
 def as_booked_by(session: Session, service: Service, staff: Staff, intervals: Iterable[Interval], *,
                  personal: Mapping[int, int] | None = None) -> list[Interval]:
-    """The service's busy `intervals` (from `core.seed.busy_intervals`), each carrying the
+    """The service's busy `intervals` (from `core.busy.busy_intervals`), each carrying the
     event type it is asked about and booked as when `staff` does it — what a new
     appointment records in `AppointmentSegment.calcom_event_type_id`."""
     if personal is None:
@@ -92,7 +92,7 @@ def event_types_of_segments(session: Session, service: Service, staff: Staff, co
                             personal: Mapping[int, int] | None = None) -> list[int | None]:
     """The event type of each of an appointment's `count` busy segments (in time order)
     when `staff` does `service`: the n-th busy segment is the service's n-th busy step."""
-    steps = [step for step in service.segments if step.staff_busy]
+    steps = service.busy_steps
     if personal is None:
         personal = personal_event_types(session, service.id, [staff.id])
     return [event_type_for(session, service, staff, steps[rank] if rank < len(steps) else None, personal=personal)

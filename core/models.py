@@ -197,6 +197,12 @@ class Service(TimestampMixin, db.Model):
 
     __table_args__ = (CheckConstraint("duration_minutes > 0", name="duration_positive"),)
 
+    @property
+    def busy_steps(self) -> list[ServiceSegment]:
+        """The steps during which the staff member is busy, in order (empty for a
+        regular service); `core.busy` turns them into intervals."""
+        return [step for step in self.segments if step.staff_busy]
+
     def __repr__(self) -> str:
         return f"<Service {self.id} {self.name}>"
 

@@ -19,9 +19,10 @@ from datetime import date, datetime, time, timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from core.booking_guard import Interval, NewAppointment, add_appointment, find_conflicts, guarded_transaction
+from core.booking_guard import NewAppointment, add_appointment, find_conflicts, guarded_transaction
+from core.busy import busy_for, busy_intervals
 from core.clock import local_to_utc, utcnow
-from core.event_types import as_booked_by, set_staff_event_type
+from core.event_types import set_staff_event_type
 from core.models import (
     Appointment,
     AppointmentSegment,
@@ -199,24 +200,6 @@ def _give_personal_event_types(session: Session, company: Company) -> None:
             set_staff_event_type(session, staff.id, service.id, personal_event_type_id(service, position))
 
 
-def _busy(session: Session, service: Service, staff: Staff, start: datetime) -> list[Interval]:
-    """The busy intervals as the staff member is booked for them (their own event type)."""
-    return as_booked_by(session, service, staff, busy_intervals(service, start))
-
-
-def busy_intervals(service: Service, start: datetime) -> list[Interval]:
-    """The intervals a service keeps its staff busy when it starts at `start`."""
-    if not service.segments:
-        return [Interval(start, start + timedelta(minutes=service.duration_minutes), service.calcom_event_type_id)]
-    intervals, cursor = [], start
-    for segment in service.segments:
-        end = cursor + timedelta(minutes=segment.duration_minutes)
-        if segment.staff_busy:
-            intervals.append(Interval(cursor, end, segment.calcom_event_type_id or service.calcom_event_type_id))
-        cursor = end
-    return intervals
-
-
 def _opening_window(branch: Branch, day: date) -> tuple[datetime, datetime] | None:
     hours = branch.opening_hours.get(str(day.isoweekday()))
     if not hours:
@@ -253,7 +236,7 @@ def _create_appointments(session: Session, company: Company, rng: random.Random,
         customer = rng.choice(customers)
         appointment = add_appointment(session, NewAppointment(
             company_id=company.id, branch_id=branch.id, service_id=service.id, staff_id=staff.id,
-            customer_id=customer.id, busy=_busy(session, service, staff, start), starts_at=start,
+            customer_id=customer.id, busy=busy_for(session, service, staff, start), starts_at=start,
             ends_at=start + timedelta(minutes=service.duration_minutes),
             source=rng.choice([AppointmentSource.VOICE] * 3 + [AppointmentSource.DASHBOARD, AppointmentSource.CALCOM]),
             call_id=f"call_demo_{company.id}_{index}",
@@ -359,7 +342,7 @@ def _add_siebert_case(session: Session, company: Company, now: datetime) -> None
     while day.isoweekday() > 5:
         day += timedelta(days=1)
     start = local_to_utc(datetime.combine(day, time(10, 0)), branch.timezone)
-    intervals = _busy(session, service, staff, start)
+    intervals = busy_for(session, service, staff, start)
     for other_id in find_conflicts(session, staff.id, intervals):
         # Make room: the seed's random appointment gives way to the named case.
         other = session.get(Appointment, other_id)
@@ -395,7 +378,7 @@ def _add_problem_cases(session: Session, company: Company, rng: random.Random, n
             start = _free_future_slot(session, staff, service, branch, day, rng)
             appointment = add_appointment(session, NewAppointment(
                 company_id=company.id, branch_id=branch.id, service_id=service.id, staff_id=staff.id,
-                customer_id=rng.choice(customers).id, busy=_busy(session, service, staff, start),
+                customer_id=rng.choice(customers).id, busy=busy_for(session, service, staff, start),
                 source=AppointmentSource.VOICE, call_id=f"call_demo_{kind}_{company.id}_{i}",
             ))
             requested = now - age()

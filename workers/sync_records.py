@@ -20,8 +20,8 @@ from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.orm import Session
 
 from calcom.client import Attendee, Booking
-from core.booking_guard import MAX_SEGMENT, guarded_transaction
-from core.clock import to_local, utcnow
+from core.booking_guard import MAX_SEGMENT, guarded_transaction, lock_appointment
+from core.clock import format_local, format_span, utcnow
 from core.event_types import event_types_of_segments, event_types_of_staff
 from core.models import (
     Appointment,
@@ -33,7 +33,7 @@ from core.models import (
     SyncOutcome,
     SyncStatus,
 )
-from workers.sync_failures import Failure
+from calcom.failures import Failure
 
 
 @dataclass(frozen=True)
@@ -277,15 +277,9 @@ def finish_attempt(
 
 
 def _locked(session: Session, appointment_id: int) -> Appointment | None:
-    """The appointment, its row locked until the transaction ends (PostgreSQL).
-
-    On SQLite `FOR UPDATE` does not exist; `guarded_transaction` has already taken
-    the database's write lock with `BEGIN IMMEDIATE`.
-    """
-    return session.scalars(
-        select(Appointment).where(Appointment.id == appointment_id)
-        .with_for_update().execution_options(populate_existing=True)
-    ).first()
+    """The appointment, locked against every other writer until the transaction ends
+    (the one lock all writers take: `core.booking_guard.lock_appointment`)."""
+    return lock_appointment(session, appointment_id)
 
 
 def _action(action: str, appointment: Appointment) -> SyncAction:
@@ -330,7 +324,7 @@ def _plan(session: Session, appointment: Appointment, attempt: SyncAttempt, chec
     composite = service.kind == ServiceKind.COMPOSITE
     segments = sorted(appointment.segments, key=lambda s: s.position)
     active = sorted((s for s in segments if s.active), key=lambda s: s.starts_at)
-    busy_labels = [s.label for s in service.segments if s.staff_busy] if service.segments else []
+    busy_labels = [step.label for step in service.busy_steps]
     per_generation = len(active) or len(busy_labels) or 1
 
     def index_of(segment: AppointmentSegment) -> int:
@@ -347,9 +341,8 @@ def _plan(session: Session, appointment: Appointment, attempt: SyncAttempt, chec
         label = ""
         if composite:
             name = busy_labels[rank] if rank < len(busy_labels) else f"part {rank + 1}"
-            local_start, local_end = to_local(segment.starts_at, tz), to_local(segment.ends_at, tz)
             label = (f"segment {rank + 1} of {len(active)} ({name}, "
-                     f"{local_start:%H:%M}–{local_end:%H:%M})")
+                     f"{format_span(segment.starts_at, segment.ends_at, tz, '%H:%M', zone=None)})")
         targets.append(Target(
             index=rank, segment_id=segment.id, starts_at=segment.starts_at, ends_at=segment.ends_at,
             event_type_id=event_type_ids[rank], label=label,
@@ -383,8 +376,7 @@ def _plan(session: Session, appointment: Appointment, attempt: SyncAttempt, chec
         event_types.add(service.calcom_event_type_id)
 
     attendee, problem = _attendee(customer, tz)
-    local = to_local(appointment.starts_at, tz)
-    what = f"{service.name} with {staff.name} on {local:%a %d.%m.%Y %H:%M} ({tz})"
+    what = f"{service.name} with {staff.name} on {format_local(appointment.starts_at, tz, zone='name')}"
     return SyncPlan(
         appointment_id=appointment.id,
         action=appointment.sync_action,

@@ -84,15 +84,17 @@ def test_signature_four_minutes_old_still_counts(world, voice, clock):
 
 
 def test_args_only_body_with_call_id_header(world, voice):
-    raw = json.dumps(dict(ARGS, to_number=BRANCH_PHONE))
-    response = voice.post("check_availability", raw, headers={"X-Retell-Call-Id": "call_root"})
+    # The dialled number comes from Retell's header, never from the LLM-filled args (H4).
+    retell = {"X-Retell-Call-Id": "call_root", "X-Retell-To-Number": BRANCH_PHONE}
+    raw = json.dumps(ARGS)
+    response = voice.post("check_availability", raw, headers=retell)
     body = response.get_json()
     assert response.status_code == 200 and body["available"] is True
     assert body["lock_key"]
 
-    raw = json.dumps(dict(ARGS, to_number=BRANCH_PHONE, lock_key=body["lock_key"], customer_name="Erika Muster",
+    raw = json.dumps(dict(ARGS, lock_key=body["lock_key"], customer_name="Erika Muster",
                           customer_phone="0151 1234567"))
-    booked = voice.post("start_booking", raw, headers={"X-Retell-Call-Id": "call_root"}).get_json()
+    booked = voice.post("start_booking", raw, headers=retell).get_json()
     assert booked["success"] is True
     assert db.session.get(Appointment, booked["appointment_id"]).call_id == "call_root"
 

@@ -7,7 +7,7 @@ from datetime import date, datetime, time, timezone
 import pytest
 
 from booking.opening_hours import is_open, open_intervals, spoken_opening_hours
-from booking.phone_numbers import country_code_of, to_e164
+from core.phones import country_code_of, to_e164
 from booking.spoken_time import (
     NonexistentTime,
     UnparseableDate,

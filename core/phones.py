@@ -1,9 +1,14 @@
 """Phone numbers in E.164, as Customer.phone and Branch.phone_number store them.
 
-Callers and the agent write numbers in many ways ("0151 123 45 67", "+49 (151)
-1234567", "0049151…"). A national number (one leading 0) gets the country code of the
-branch's own number. This is deliberately small: it normalises and checks the E.164
-length rules, it does not know every country's numbering plan.
+The one place a phone number from outside (a caller, the agent, Retell's call
+object, a Cal.com attendee, an operator's command line) is normalised, so that the
+same person's number is stored and looked up as the same text everywhere.
+
+People write numbers in many ways ("0151 123 45 67", "+49 (151) 1234567",
+"0049151…"). A national number (one leading 0) gets the country code of the
+branch's own number — or is refused where no country is known. This is deliberately
+small: it normalises and checks the E.164 length rules, it does not know every
+country's numbering plan.
 """
 
 from __future__ import annotations
@@ -25,8 +30,11 @@ def country_code_of(e164: str | None) -> str:
     return DEFAULT_COUNTRY_CODE
 
 
-def to_e164(raw: str | None, *, country_code: str = DEFAULT_COUNTRY_CODE) -> str | None:
-    """`+4915112345678`, or None when `raw` is not a plausible phone number."""
+def to_e164(raw: str | None, *, country_code: str | None = DEFAULT_COUNTRY_CODE) -> str | None:
+    """`+4915112345678`, or None when `raw` is not a plausible phone number.
+
+    `country_code` is used for a national number ("0151 …"); with None only
+    international numbers ("+49 …", "0049 …") are accepted."""
     if raw is None:
         return None
     text = str(raw).strip()
@@ -38,7 +46,7 @@ def to_e164(raw: str | None, *, country_code: str = DEFAULT_COUNTRY_CODE) -> str
         pass
     elif digits.startswith("00"):
         digits = digits[2:]
-    elif digits.startswith("0"):
+    elif digits.startswith("0") and country_code:
         digits = country_code + digits[1:]
     else:
         return None  # no way to tell the country of "15112345678"
