@@ -37,20 +37,23 @@ def overhead(target, p: world.Plan, *, requests: int, seed: int = 11) -> dict:
     app = make_app(target, SLOT_CACHE_SECONDS=0)
     _redis().flushdb()  # the bench's own Redis database
     questions = asks(p, requests + 30, seed=seed)
-    samples, available = [], 0
+    samples, cpu, available = [], [], 0
     with app.app_context(), instant_calcom(p):
         client = app.test_client()
         for index, ask in enumerate(questions):
             raw = request_body("check_availability", ask.args(), call_id=f"call_av_{seed}_{index}",
                                to_number=ask.to_number)
-            elapsed, body = post(client, "check_availability", raw)
+            spent: list[float] = []
+            elapsed, body = post(client, "check_availability", raw, cpu=spent)
             if not body.get("success"):
                 raise RuntimeError(f"check_availability failed: {body}")
             if index >= 30:  # the first 30 warm up connections and caches
                 samples.append(elapsed)
+                cpu.extend(spent)
                 available += bool(body.get("available"))
         db.engine.dispose()
-    return stats.summary_ms(samples) | {"available_share": round(available / len(samples), 3)}
+    return stats.summary_ms(samples) | {"available_share": round(available / len(samples), 3),
+                                        "cpu": stats.summary_ms(cpu)}
 
 
 def slot_cache(target, p: world.Plan, *, requests: int, seed: int = 12) -> dict:

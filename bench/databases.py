@@ -86,6 +86,13 @@ def fresh_schema(target: Target) -> None:
         for suffix in ("", "-wal", "-shm"):
             if os.path.exists(SQLITE_PATH + suffix):
                 os.remove(SQLITE_PATH + suffix)
+    else:
+        # The bench's own database: start from nothing, whatever an earlier run left.
+        engine = create_engine(target.url)
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+        engine.dispose()
     app = make_app(target)
     with app.app_context():
         upgrade()

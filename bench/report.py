@@ -41,6 +41,7 @@ ROWS = [
     Row("availability", "check_availability p95", _get("availability", "p95")),
     Row("availability", "check_availability p99", _get("availability", "p99"), goal="≤ 3 ms",
         ok=lambda v: v <= 3.0, goal_dbs=("postgres",)),
+    Row("availability", "check_availability app CPU p50", _get("availability", "cpu", "p50")),
     Row("booking", "start_booking, 16 callers", _get("booking", "per_second"), unit="/s", goal="≥ 200/s",
         ok=lambda v: v >= 200),
     Row("booking", "start_booking p95 answer", _get("booking", "p95")),

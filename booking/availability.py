@@ -85,6 +85,9 @@ class Checker:
     personal: dict[int, int] | None = None
 
     _calendar: dict[SlotQuery, dict[date, Ranges]] = field(default_factory=dict)
+    # free_ranges per (staff id, event type, day), merged once: the alternatives ask
+    # the same day for every candidate start (emptied whenever days are loaded).
+    _free: dict[tuple[int, int, date], Ranges] = field(default_factory=dict)
     _local: dict[int, list[tuple[datetime, datetime]]] = field(default_factory=dict)
     _known_days: set[date] = field(default_factory=set)
 
@@ -167,10 +170,14 @@ class Checker:
 
     def free_ranges(self, member: Staff, event_type_id: int, day: date) -> Ranges:
         """Cal.com's offered ranges (merged); a moving appointment's own time counts as free."""
-        ranges = list(self._calendar.get(self.slot_query(member, event_type_id), {}).get(day, []))
-        if self.moving is not None and self.moving.staff_id == member.id and self._moving_in_calcom():
-            ranges += [(s.starts_at, s.ends_at) for s in self.moving.segments if s.active]
-        return _merge(ranges)
+        key = (member.id, event_type_id, day)
+        merged = self._free.get(key)
+        if merged is None:
+            ranges = list(self._calendar.get(self.slot_query(member, event_type_id), {}).get(day, []))
+            if self.moving is not None and self.moving.staff_id == member.id and self._moving_in_calcom():
+                ranges += [(s.starts_at, s.ends_at) for s in self.moving.segments if s.active]
+            merged = self._free[key] = _merge(ranges)
+        return merged
 
     def _moving_in_calcom(self) -> bool:
         moving = self.moving
@@ -203,6 +210,7 @@ class Checker:
         if queries:
             for query, per_day in self.slots.offered(queries, days).items():
                 self._calendar.setdefault(query, {}).update(per_day)
+            self._free.clear()
         start, _ = local_day_bounds(days[0], self.branch.timezone)
         _, end = local_day_bounds(days[-1], self.branch.timezone)
         for staff_id, segments in load_segments(
@@ -291,8 +299,13 @@ class Checker:
             except CalendarUnavailable:
                 logger.info("no alternatives from later days: Cal.com unavailable")
                 return chosen
-            later = sorted((o for d in later_days for o in self.candidates(d)), key=lambda o: (o.start, o.staff_id))
-            chosen = self.pick(later, chosen)
+            # Day by day, in time order (the same order as sorting them all at once),
+            # and no further than needed: most answers are found the next day.
+            for later_day in later_days:
+                later = sorted(self.candidates(later_day), key=lambda o: (o.start, o.staff_id))
+                chosen = self.pick(later, chosen)
+                if len(chosen) >= MAX_ALTERNATIVES:
+                    break
         return chosen
 
     def pick(self, ordered: list[SlotOption], chosen: list[SlotOption]) -> list[SlotOption]:
@@ -326,7 +339,9 @@ def load_segments(
         AppointmentSegment.staff_id, AppointmentSegment.starts_at, AppointmentSegment.ends_at
     ).where(
         AppointmentSegment.staff_id.in_(list(staff_ids)),
-        AppointmentSegment.active.is_(True),
+        # The bare column: PostgreSQL and SQLite use a partial index only when the query
+        # repeats its predicate (`active`; SQLite: `active = 1`); `IS true` scans the table.
+        AppointmentSegment.active,
         AppointmentSegment.starts_at < end,
         AppointmentSegment.starts_at > start - MAX_SEGMENT,
         AppointmentSegment.ends_at > start,

@@ -151,7 +151,8 @@ def find_conflicts(
     rows = session.execute(
         select(AppointmentSegment.appointment_id, AppointmentSegment.starts_at, AppointmentSegment.ends_at).where(
             AppointmentSegment.staff_id == staff_id,
-            AppointmentSegment.active.is_(True),
+            # The bare column, as the partial index's predicate: see `load_segments`.
+            AppointmentSegment.active,
             AppointmentSegment.starts_at < latest,
             AppointmentSegment.starts_at > earliest - MAX_SEGMENT,
             AppointmentSegment.ends_at > earliest,

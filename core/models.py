@@ -307,7 +307,9 @@ class Appointment(TimestampMixin, db.Model):
             "ix_appointments_manual_review",
             "company_id",
             postgresql_where=text("requires_manual_review"),
-            sqlite_where=text("requires_manual_review"),
+            # What SQLAlchemy writes for a bare boolean column on SQLite: a partial
+            # index is used only when the query repeats its predicate (bench_0001).
+            sqlite_where=text("requires_manual_review = 1"),
         ),
         Index("ix_appointments_branch_starts", "branch_id", "starts_at"),
         # Idempotent voice booking: one call books a given slot once.
@@ -356,7 +358,7 @@ class AppointmentSegment(db.Model):
             "staff_id",
             "starts_at",
             postgresql_where=text("active"),
-            sqlite_where=text("active"),
+            sqlite_where=text("active = 1"),  # as a bare `active` renders there (bench_0001)
         ),
         ExcludeConstraint(
             ("staff_id", "="),

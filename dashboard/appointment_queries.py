@@ -99,7 +99,7 @@ def _conditions(filters: ListFilters, company_id: int | None, now: datetime, tz_
         where.append(and_(Appointment.sync_status == SyncStatus.FAILED,
                           Appointment.sync_requested_at < now - limits.ancient_after))
     if filters.review:
-        where.append(Appointment.requires_manual_review.is_(True))
+        where.append(Appointment.requires_manual_review)  # the partial index's own predicate
     if filters.had_failures:
         where.append(exists().where(
             SyncAttempt.appointment_id == Appointment.id,

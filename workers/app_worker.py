@@ -11,15 +11,23 @@ so nothing (an open transaction, a cached row) leaks from one job into the next.
 
 from __future__ import annotations
 
+import logging
 import os
+from importlib import import_module
 from typing import Any
 
 from flask import Flask
 from rq import SimpleWorker, Worker
+from sqlalchemy.orm import configure_mappers
 
 from core import log_context, prom
 from core.extensions import db
 from workers.app_context import get_app
+
+log = logging.getLogger(__name__)
+
+# The modules of every job the schedule and the app enqueue (imported by dotted path).
+JOB_MODULES = ("workers.sync", "workers.sweeper", "workers.monitoring_jobs", "workers.prune", "workers.reconcile")
 
 
 class AppContextMixin:
@@ -46,11 +54,36 @@ class AppContextMixin:
 
 
 class AppWorker(AppContextMixin, Worker):
-    """The production worker: one forked work horse per job."""
+    """The production worker: one forked work horse per job.
+
+    A horse starts as a copy of this process, so whatever this process has not done
+    yet, every horse does again for every job. Done once here instead (it made each
+    sync job about 100 ms cheaper, see README "Benchmarks"): import the job modules,
+    configure the ORM mappers, and initialise the database dialect with one
+    connection, closed again so that no horse inherits an open socket.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        warm_up(self.app)
+
+
+def warm_up(app: Flask) -> None:
+    for name in JOB_MODULES:
+        import_module(name)
+    configure_mappers()
+    with app.app_context():
+        try:
+            with db.engine.connect():
+                pass
+        except Exception as exc:  # noqa: BLE001 - a database still starting is the jobs' problem, not the worker's
+            log.warning("worker warm-up: database not reachable yet (%s)", type(exc).__name__)
+        finally:
+            db.engine.dispose()
 
 
 class SimpleAppWorker(AppContextMixin, SimpleWorker):
     """Runs jobs in the worker process itself."""
 
 
-__all__ = ["AppWorker", "SimpleAppWorker"]
+__all__ = ["AppWorker", "SimpleAppWorker", "warm_up"]
