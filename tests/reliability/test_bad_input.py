@@ -19,11 +19,12 @@ of fresh ones per test (`SLOTGUARD_FUZZ_EXAMPLES` to choose). See README "Bad in
 
 from __future__ import annotations
 
+import io
 import json
 from urllib.parse import quote
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from booking.functions import FUNCTIONS
@@ -71,7 +72,10 @@ class Probe:
         all_headers = dict(headers or {})
         if content_type is not None:
             all_headers["Content-Type"] = content_type
-        response = self.client.post(path, data=body, headers=all_headers)
+        # As a stream: given `data`, the test client would replace an empty multipart body
+        # with one of its own, and the signature would no longer match what is sent.
+        response = self.client.post(path, input_stream=io.BytesIO(body), content_length=len(body),
+                                    headers=all_headers)
         text = response.get_data(as_text=True)
         assert response.status_code < 500, text[:2000]
         assert len(text) < RETELL_ANSWER_LIMIT, f"{len(text)} characters"
@@ -198,13 +202,13 @@ def test_unsigned_requests_are_refused_and_change_nothing(probe, function, data,
 @FUZZ
 @given(name=st.text(min_size=1, max_size=3000))
 def test_unknown_function_names_get_a_short_404(probe, name):
-    if name in FUNCTIONS:
-        return
+    # A "/" (even as %2F) or a dot segment makes it another URL, not another function.
+    assume(name not in FUNCTIONS and "/" not in name and name.strip() not in (".", ".."))
     body = b'{"args": {}}'
     response, answer = probe.voice(
         "check_availability", body, path=f"/retell/functions/{quote(name, safe='')}",
     )
-    assert response.status_code in (404, 405), answer  # 405: a name that routes elsewhere ("x/..")
+    assert response.status_code == 404 and answer["error_code"] == "unknown_function", answer
 
 
 # --- the Cal.com webhook ----------------------------------------------------------------------
