@@ -47,7 +47,7 @@ def call_function(name: str):
     raw_body = request.get_data(cache=True)
     require_signature(raw_body)
     if name not in FUNCTIONS:
-        raise ProtocolError(404, "unknown_function", f"unknown function {name!r}; known: {', '.join(FUNCTIONS)}")
+        raise ProtocolError(404, "unknown_function", f"unknown function {name[:80]!r}; known: {', '.join(FUNCTIONS)}")
     retell_request = parse_request(name, raw_body, request.headers)
     bind_request_ids(call_id=retell_request.call_id)
     body = run(db.session, retell_request)

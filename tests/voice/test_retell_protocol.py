@@ -147,6 +147,12 @@ def test_unknown_function_is_404_json(world, voice):
     assert response.get_json()["error_code"] == "unknown_function"
 
 
+def test_unknown_function_name_is_not_echoed_at_full_length(world, voice):
+    """The name came back whole (as repr: 4 characters per control character)."""
+    response = voice.post("x" + "%01" * 5000, voice.body("x", {}))
+    assert response.status_code == 404 and len(response.get_data()) < 1000
+
+
 def test_wrong_method_is_405_json(world, client):
     response = client.get("/retell/functions/check_availability")
     assert response.status_code == 405
