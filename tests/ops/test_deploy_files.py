@@ -100,6 +100,9 @@ def test_env_example_lists_every_variable_slotguard_reads():
     assert len(read_names) > 90
     assert read_names - listed == set()
     assert listed - read_names == set()  # nothing stale either
+    # A copied .env.example changes nothing until a line is uncommented (honcho lets
+    # .env override the environment `make run` sets up, e.g. the emulator's URL).
+    assert not re.findall(r"^[A-Z][A-Z0-9_]*=", read(".env.example"), re.MULTILINE)
 
 
 def test_compose_passes_the_metrics_token_and_the_proxy_count_to_the_app():
