@@ -99,6 +99,12 @@ class Config:
 
         # None means "start an embedded Redis-compatible server" (core.redis_store).
         self.REDIS_URL = env_str("REDIS_URL")
+        # A caller is waiting: a dead or hung Redis must cost one short timeout, after
+        # which the process treats Redis as down for REDIS_DOWN_SECONDS (holds and caches
+        # degrade, syncs wait for the sweeper) instead of waiting again on every call.
+        self.REDIS_CONNECT_TIMEOUT = _env_seconds("REDIS_CONNECT_TIMEOUT", 0.5)
+        self.REDIS_SOCKET_TIMEOUT = _env_seconds("REDIS_SOCKET_TIMEOUT", 2.0)
+        self.REDIS_DOWN_SECONDS = _env_seconds("REDIS_DOWN_SECONDS", 5.0)
 
         self.CALCOM_API_URL = env_str("CALCOM_API_URL", "https://api.cal.com")
         self.CALCOM_API_KEY = env_str("CALCOM_API_KEY")
