@@ -33,12 +33,12 @@ from sqlalchemy.orm import Session
 
 from booking.calcom_slots import CalcomSlots, CalendarUnavailable, Ranges, SlotQuery
 from booking.holds import HoldsUnavailable, SlotHolds, cell_keys, lock_key_for
-from booking.opening_hours import is_open, open_intervals
-from booking.spoken_time import local_day_bounds, to_local
 from core.booking_guard import MAX_SEGMENT, Interval
 from core.busy import busy_for
+from core.clock import local_day_bounds, to_local
 from core.event_types import event_type_for, personal_event_types
 from core.models import Appointment, AppointmentSegment, Branch, Service, Staff
+from core.opening_hours import is_open, open_intervals
 
 logger = logging.getLogger(__name__)
 

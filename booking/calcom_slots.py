@@ -21,10 +21,10 @@ from typing import Sequence
 
 from flask import Flask, current_app
 
-from booking.spoken_time import local_day_bounds, to_local
 from calcom import slot_cache
 from calcom.client import get_client
 from calcom.errors import CalcomError
+from core.clock import local_day_bounds, to_local
 from core.redis_client import get_redis
 
 logger = logging.getLogger(__name__)

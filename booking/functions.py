@@ -22,12 +22,11 @@ from booking.branch_lookup import find_branch
 from booking.calcom_slots import CalcomSlots
 from booking.errors import CallerError, ProtocolError
 from booking.holds import SlotHolds, parse_lock_key
-from booking.opening_hours import is_open, spoken_opening_hours
 from booking.retell_request import RetellRequest
 from booking.services_lookup import bookable_services, find_staff, staff_for_service, wants_any_staff
-from booking.spoken_time import spoken_date, spoken_datetime
 from core.clock import utcnow
 from core.models import Branch, Service, Staff
+from core.opening_hours import is_open
 from core.redis_client import get_redis
 
 logger = logging.getLogger(__name__)
@@ -88,7 +87,7 @@ def require_open(checker: Checker, start) -> None:
     spoken = phrases.spoken_starts([o.start for o in options], branch.timezone, day=checker.local_day(start))
     raise CallerError(
         "outside_hours",
-        phrases.outside_hours(spoken_opening_hours(branch.opening_hours), spoken),
+        phrases.outside_hours(phrases.opening_hours(branch.opening_hours), spoken),
         alternatives=responses.alternatives(options, branch.timezone),
     )
 
@@ -109,7 +108,7 @@ def check_availability(session: Session, retell_request: RetellRequest) -> dict:
             options = checker.day_overview(wanted.day)
             spoken = phrases.spoken_starts([o.start for o in options], tz_name, day=wanted.day)
             return responses.envelope(
-                "check_availability", success=True, message=phrases.day_options(spoken_date(wanted.day), spoken),
+                "check_availability", success=True, message=phrases.day_options(phrases.spoken_date(wanted.day), spoken),
                 alternatives=responses.alternatives(options, tz_name),
             )
         require_open(checker, wanted.start)
@@ -121,13 +120,13 @@ def check_availability(session: Session, retell_request: RetellRequest) -> dict:
         return responses.envelope(
             "check_availability", success=True, available=True, lock_key=result.lock_key,
             slot=responses.option(chosen, tz_name),
-            message=phrases.slot_free(spoken_datetime(chosen.start, tz_name), chosen.staff_name, bool(result.lock_key)),
+            message=phrases.slot_free(phrases.spoken_datetime(chosen.start, tz_name), chosen.staff_name, bool(result.lock_key)),
         )
     spoken = phrases.spoken_starts([o.start for o in result.alternatives], tz_name, day=wanted.day)
     return responses.envelope(
         "check_availability", success=True, available=False,
         alternatives=responses.alternatives(result.alternatives, tz_name),
-        message=phrases.slot_not_free(spoken_datetime(wanted.start, tz_name), spoken),
+        message=phrases.slot_not_free(phrases.spoken_datetime(wanted.start, tz_name), spoken),
     )
 
 
@@ -172,7 +171,7 @@ def start_booking(session: Session, retell_request: RetellRequest) -> dict:
     return responses.envelope(
         "start_booking", success=True, appointment_id=appointment.id,
         message=phrases.booked(
-            appointment.service.name, appointment.staff.name, spoken_datetime(appointment.starts_at, tz_name),
+            appointment.service.name, appointment.staff.name, phrases.spoken_datetime(appointment.starts_at, tz_name),
             appointment.customer.name,
         ),
     )
@@ -268,7 +267,7 @@ def reschedule_appointment(session: Session, retell_request: RetellRequest) -> d
         "reschedule_appointment", success=True, appointment_id=appointment.id,
         slot=responses.slot(appointment.staff.name, appointment.starts_at, appointment.ends_at, tz_name),
         message=phrase(
-            appointment.service.name, appointment.staff.name, spoken_datetime(appointment.starts_at, tz_name)
+            appointment.service.name, appointment.staff.name, phrases.spoken_datetime(appointment.starts_at, tz_name)
         ),
     )
 

@@ -27,8 +27,8 @@ from booking.availability import CalendarUnavailable, Checker
 from booking.booking_flow import fresh_alternatives, queue_sync, slot_taken
 from booking.errors import CallerError
 from booking.holds import HoldsUnavailable, cell_keys
-from booking.spoken_time import local_day_bounds, spoken_datetime
 from core.booking_guard import SlotTaken, guarded_transaction, lock_appointment, move_appointment, release_appointment
+from core.clock import local_day_bounds
 from core.models import ACTIVE_STATUSES, Appointment, AppointmentStatus, Branch, Customer, SyncAction
 
 logger = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ MAX_LISTED = 5
 def describe(appointment: Appointment) -> str:
     """`Herrenhaarschnitt am Dienstag, 8. Dezember, um 10:00 Uhr bei Anna Becker`"""
     return phrases.appointment_line(
-        appointment.service.name, spoken_datetime(appointment.starts_at, appointment.branch.timezone),
+        appointment.service.name, phrases.spoken_datetime(appointment.starts_at, appointment.branch.timezone),
         appointment.staff.name,
     )
 

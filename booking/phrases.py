@@ -8,10 +8,37 @@ Nothing here decides anything; callers pass in what to say.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, time
 from typing import Sequence
 
-from booking.spoken_time import spoken_clock, spoken_datetime, to_local
+from core.clock import to_local
+from core.opening_hours import weekly_schedule
+
+
+WEEKDAYS = ("Montag", "Dienstag", "Mittwoch", "Donnerstag", "Freitag", "Samstag", "Sonntag")
+MONTHS = (
+    "Januar", "Februar", "März", "April", "Mai", "Juni",
+    "Juli", "August", "September", "Oktober", "November", "Dezember",
+)
+
+
+# --- times as the caller hears them -----------------------------------------------------
+
+
+def spoken_date(day: date) -> str:
+    """`Dienstag, 2. Dezember`"""
+    return f"{WEEKDAYS[day.weekday()]}, {day.day}. {MONTHS[day.month - 1]}"
+
+
+def spoken_clock(moment: time | datetime) -> str:
+    """`10:30 Uhr`, `9:00 Uhr`"""
+    return f"{moment.hour}:{moment.minute:02d} Uhr"
+
+
+def spoken_datetime(moment: datetime, tz_name: str) -> str:
+    """`Dienstag, 2. Dezember, um 10:30 Uhr` for a UTC moment, in the branch's zone."""
+    local = to_local(moment, tz_name)
+    return f"{spoken_date(local.date())}, um {spoken_clock(local)}"
 
 
 def spoken_list(items: Sequence[str], conjunction: str = "und") -> str:
@@ -198,6 +225,27 @@ def too_far_ahead(days: int) -> str:
     return f"So weit im Voraus kann ich leider noch nichts eintragen. Termine gibt es für die nächsten {months} Monate."
 
 
+def opening_hours(hours) -> str:
+    """`Montag bis Freitag von 9 bis 18 Uhr und Samstag von 9 bis 14:30 Uhr`
+    (`Branch.opening_hours`, read by `core.opening_hours`)."""
+    parts = []
+    for first, last, ranges in weekly_schedule(hours):
+        if first == last:
+            days = WEEKDAYS[first]
+        elif last == first + 1:
+            days = f"{WEEKDAYS[first]} und {WEEKDAYS[last]}"
+        else:
+            days = f"{WEEKDAYS[first]} bis {WEEKDAYS[last]}"
+        spoken = " und ".join(f"von {_hour(opens)} bis {_hour(closes)} Uhr" for opens, closes in ranges)
+        parts.append(f"{days} {spoken}")
+    return spoken_list(parts)
+
+
+def _hour(hour_minute: tuple[int, int]) -> str:
+    hour, minute = hour_minute
+    return f"{hour}" if minute == 0 else f"{hour}:{minute:02d}"
+
+
 def outside_hours(opening_hours: str, alternatives: Sequence[str]) -> str:
     sentence = "Zu dieser Zeit haben wir leider geschlossen."
     if opening_hours:
@@ -228,6 +276,9 @@ ARGUMENT_INVALID = "Da ist leider etwas durcheinandergeraten. Können Sie mir da
 APPOINTMENT_REFERENCE_MISSING = "Um welchen Termin geht es? Nennen Sie mir bitte den Tag und die Uhrzeit."
 
 NEW_TIME_MISSING = "Auf welchen Tag und welche Uhrzeit möchten Sie den Termin verschieben?"
+
+# An unexpected error (HTTP 500): the agent still has a sentence to say.
+TECHNICAL_ERROR = "Es ist ein technischer Fehler aufgetreten. Bitte versuchen Sie es gleich noch einmal."
 
 BRANCH_UNKNOWN = (
     "Ich kann Ihre Anfrage gerade leider nicht bearbeiten. "

@@ -59,7 +59,6 @@ from core.booking_guard import (
     lock_appointments,
     move_segments,
     release_appointment,
-    request_sync,
 )
 from core.busy import busy_for
 from core.clock import format_span, utcnow
@@ -80,7 +79,7 @@ from core.models import (
     SyncStatus,
     WebhookDelivery,
 )
-from core.types import MAX_ID, is_valid_id
+from core.types import MAX_ID, is_valid_id, storable_json
 
 log = logging.getLogger("booking.calcom_webhook")
 
@@ -88,6 +87,7 @@ SOURCE = "calcom"
 ACTOR = "calcom-webhook"
 BOOKING_TRIGGERS = (BOOKING_CREATED, BOOKING_CANCELLED, BOOKING_RESCHEDULED)
 MAX_TRIGGER = 60
+MAX_UID = Appointment.calcom_booking_uid.type.length  # Cal.com's uids are about 22 characters
 
 
 class MalformedWebhook(ValueError):
@@ -135,7 +135,7 @@ class Outcome:
 def parse_event(body: bytes) -> CalcomEvent:
     """Read a webhook body; MalformedWebhook says what is missing or wrong."""
     try:
-        data = json.loads(body)
+        data = storable_json(json.loads(body))
     except (ValueError, UnicodeDecodeError):
         raise MalformedWebhook("the body is not JSON") from None
     if not isinstance(data, dict):
@@ -170,6 +170,9 @@ def parse_event(body: bytes) -> CalcomEvent:
     previous_uid = payload.get("rescheduleUid")
     if trigger == BOOKING_RESCHEDULED and (not isinstance(previous_uid, str) or not previous_uid.strip()):
         raise MalformedWebhook("BOOKING_RESCHEDULED payload.rescheduleUid (the old booking) is missing")
+    for name, value in (("uid", uid), ("rescheduleUid", previous_uid)):
+        if isinstance(value, str) and len(value.strip()) > MAX_UID:
+            raise MalformedWebhook(f"{trigger} payload.{name} is longer than {MAX_UID} characters")
     people = [_attendee(a, payload) for a in attendees]
     return CalcomEvent(
         trigger=trigger, key=key, uid=uid.strip(), booking_id=_int(payload.get("bookingId"), "bookingId"),

@@ -18,7 +18,8 @@ from __future__ import annotations
 import copy
 from typing import Any, Sequence
 
-from booking.spoken_time import local_iso, spoken_datetime
+from booking import phrases
+from booking.spoken_time import local_iso
 
 FIELDS: dict[str, dict[str, Any]] = {
     "check_availability": {"available": False, "lock_key": None, "slot": None, "alternatives": []},
@@ -55,7 +56,7 @@ def option(option, tz_name: str) -> dict:
 
 
 def alternatives(options: Sequence, tz_name: str) -> list[dict]:
-    return [option(o, tz_name) | {"spoken": spoken_datetime(o.start, tz_name)} for o in options]
+    return [option(o, tz_name) | {"spoken": phrases.spoken_datetime(o.start, tz_name)} for o in options]
 
 
 def appointment(item, tz_name: str) -> dict:
@@ -65,7 +66,7 @@ def appointment(item, tz_name: str) -> dict:
         "staff": item.staff.name,
         "start": local_iso(item.starts_at, tz_name),
         "end": local_iso(item.ends_at, tz_name),
-        "spoken": spoken_datetime(item.starts_at, tz_name),
+        "spoken": phrases.spoken_datetime(item.starts_at, tz_name),
     }
 
 

@@ -14,7 +14,9 @@ the LLM into any argument, so the numbers and the operator's settings never come
 from `args`.
 
 The function name comes from the URL, not from the body's `name`, so an operator can
-name a tool freely in Retell as long as it points at the right URL.
+name a tool freely in Retell as long as it points at the right URL. Control
+characters and lone surrogates are dropped from every string as the body is read
+(`core.types.storable_json`): nothing the LLM sends can carry one into the database.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from booking.errors import ProtocolError
+from core.types import storable_json, storable_text
 
 CALL_ID_HEADER = "X-Retell-Call-Id"
 FROM_NUMBER_HEADER = "X-Retell-From-Number"
@@ -56,7 +59,7 @@ class RetellRequest:
 def parse_request(function: str, raw_body: bytes, headers: Mapping[str, str]) -> RetellRequest:
     """Build a `RetellRequest`, or raise `ProtocolError` (400) for a malformed body."""
     try:
-        body = json.loads(raw_body.decode("utf-8"))
+        body = storable_json(json.loads(raw_body.decode("utf-8")))
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise ProtocolError(400, "invalid_json", "the request body must be a JSON object") from None
     if not isinstance(body, dict):
@@ -107,7 +110,7 @@ def _text(value: Any) -> str | None:
         value = str(value)
     if not isinstance(value, str):
         return None
-    value = value.strip()
+    value = storable_text(value).strip()
     if not value or (value.startswith("{{") and value.endswith("}}")):
         return None
     return value

@@ -18,6 +18,7 @@ import re
 
 from core.clock import utcnow
 
+HEADER = "X-Retell-Signature"
 # Same pattern as the SDK (`re.fullmatch`): no spaces, `v` before `d`, lowercase hex.
 SIGNATURE_PATTERN = re.compile(r"v=(\d+),d=([0-9a-f]{64})")
 TOLERANCE_MS = 5 * 60 * 1000
@@ -48,4 +49,4 @@ def verify(raw_body: bytes, api_key: str, header: str | None, *, at_ms: int | No
     return hmac.compare_digest(expected, match.group(2))
 
 
-__all__ = ["SIGNATURE_PATTERN", "TOLERANCE_MS", "sign", "verify", "now_ms"]
+__all__ = ["HEADER", "SIGNATURE_PATTERN", "TOLERANCE_MS", "sign", "verify", "now_ms"]

@@ -16,9 +16,10 @@ import logging
 from flask import Blueprint, Flask, Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from booking import retell_signature
+from booking import phrases, retell_signature
 from booking.errors import ProtocolError
 from booking.functions import FUNCTIONS, run
+from booking.openapi import openapi_document
 from booking.retell_request import parse_request
 from core.extensions import csrf, db
 from core.observability import bind_request_ids
@@ -28,8 +29,7 @@ logger = logging.getLogger(__name__)
 
 bp = Blueprint("retell", __name__, url_prefix="/retell")
 
-SIGNATURE_HEADER = "X-Retell-Signature"
-TECHNICAL_ERROR = "Es ist ein technischer Fehler aufgetreten. Bitte versuchen Sie es gleich noch einmal."
+SIGNATURE_HEADER = retell_signature.HEADER
 
 
 def json_response(body: dict, status: int = 200) -> Response:
@@ -47,7 +47,7 @@ def call_function(name: str):
     raw_body = request.get_data(cache=True)
     require_signature(raw_body)
     if name not in FUNCTIONS:
-        raise ProtocolError(404, "unknown_function", f"unknown function {name!r}; known: {', '.join(FUNCTIONS)}")
+        raise ProtocolError(404, "unknown_function", f"unknown function {name[:80]!r}; known: {', '.join(FUNCTIONS)}")
     retell_request = parse_request(name, raw_body, request.headers)
     bind_request_ids(call_id=retell_request.call_id)
     body = run(db.session, retell_request)
@@ -68,6 +68,13 @@ def outcome_of(name: str, body: dict) -> str:
     if name == "start_booking":
         return "booked"
     return "ok"
+
+
+@bp.get("/openapi.json")
+def openapi():
+    """The OpenAPI description of the Retell functions and the Cal.com webhook (public:
+    it holds the shapes operators paste into Retell anyway, no secrets)."""
+    return json_response(openapi_document())
 
 
 @bp.route("/functions/<name>", methods=["GET", "PUT", "PATCH", "DELETE"])
@@ -118,7 +125,7 @@ def on_unexpected(error: Exception):
     if request.view_args and request.view_args.get("name") in FUNCTIONS:
         VOICE_FUNCTION_CALLS.labels(request.view_args["name"], "internal_error").inc()
     logger.exception("Retell function failed")
-    return json_response({"success": False, "error_code": "internal_error", "message": TECHNICAL_ERROR}, 500)
+    return json_response({"success": False, "error_code": "internal_error", "message": phrases.TECHNICAL_ERROR}, 500)
 
 
 def init_app(app: Flask) -> None:

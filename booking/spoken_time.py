@@ -1,10 +1,11 @@
 """Times as a German caller says and hears them, in the branch's time zone.
 
-Everything stored is UTC; this module is the only place that turns a spoken or
-written local time into UTC and back. Conversions go through `zoneinfo`, so the DST
+Everything stored is UTC; this module turns a spoken or written local time into UTC
+and back through `core.clock` (the one conversion, strict about DST), so the DST
 weekends work: 10:00 on the Sunday clocks go back (2026-10-25) is 09:00 UTC, on the
 Saturday before it is 08:00 UTC. A wall-clock time that does not exist (02:30 on
-2026-03-29 in Berlin) is refused instead of silently moved.
+2026-03-29 in Berlin) is refused instead of silently moved; one that happens twice
+(02:30 on 2026-10-25) is the first of the two.
 """
 
 from __future__ import annotations
@@ -12,13 +13,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
-from zoneinfo import ZoneInfo
 
-WEEKDAYS = ("Montag", "Dienstag", "Mittwoch", "Donnerstag", "Freitag", "Samstag", "Sonntag")
-MONTHS = (
-    "Januar", "Februar", "März", "April", "Mai", "Juni",
-    "Juli", "August", "September", "Oktober", "November", "Dezember",
-)
+from booking.phrases import MONTHS, WEEKDAYS
+from core import clock as clock_module
+from core.clock import NonexistentLocalTime, local_day_bounds, to_local
+
 UTC = timezone.utc
 
 
@@ -38,23 +37,9 @@ class NonexistentTime(TimeParseError):
     """A local time skipped by the spring DST change."""
 
 
-# --- speaking ---------------------------------------------------------------------
-
-
-def spoken_date(day: date) -> str:
-    """`Dienstag, 2. Dezember`"""
-    return f"{WEEKDAYS[day.weekday()]}, {day.day}. {MONTHS[day.month - 1]}"
-
-
-def spoken_clock(moment: time | datetime) -> str:
-    """`10:30 Uhr`, `9:00 Uhr`"""
-    return f"{moment.hour}:{moment.minute:02d} Uhr"
-
-
-def spoken_datetime(moment: datetime, tz_name: str) -> str:
-    """`Dienstag, 2. Dezember, um 10:30 Uhr` for a UTC moment, in the branch's zone."""
-    local = to_local(moment, tz_name)
-    return f"{spoken_date(local.date())}, um {spoken_clock(local)}"
+# --- writing ----------------------------------------------------------------------
+# (How a time is *said* — "Dienstag, 2. Dezember, um 10:30 Uhr" — is German text the
+# caller hears, so it lives in `booking.phrases`: spoken_date, spoken_clock, spoken_datetime.)
 
 
 def local_iso(moment: datetime, tz_name: str) -> str:
@@ -62,33 +47,16 @@ def local_iso(moment: datetime, tz_name: str) -> str:
     return to_local(moment, tz_name).isoformat(timespec="seconds")
 
 
-def to_local(moment: datetime, tz_name: str) -> datetime:
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(ZoneInfo(tz_name))
-
-
 # --- days -------------------------------------------------------------------------
 
 
-def local_day_bounds(day: date, tz_name: str) -> tuple[datetime, datetime]:
-    """The UTC instants at which `day` starts and ends in the zone (23 or 25 hours
-    long on DST days)."""
-    return local_to_utc(day, time(0, 0), tz_name), local_to_utc(day + timedelta(days=1), time(0, 0), tz_name)
-
-
 def local_to_utc(day: date, clock: time, tz_name: str) -> datetime:
-    """The UTC instant of a local wall-clock time; `NonexistentTime` inside a DST gap.
-
-    In the autumn hour that happens twice, the first (summer time) instant is taken.
-    """
-    zone = ZoneInfo(tz_name)
-    naive = datetime.combine(day, clock)
-    aware = naive.replace(tzinfo=zone, fold=0)
-    instant = aware.astimezone(UTC)
-    if instant.astimezone(zone).replace(tzinfo=None) != naive:
-        raise NonexistentTime(f"{naive} does not exist in {tz_name}")
-    return instant
+    """`core.clock.local_to_utc` for a day and a clock time the caller said;
+    `NonexistentTime` (a caller error) inside a DST gap."""
+    try:
+        return clock_module.local_to_utc(datetime.combine(day, clock), tz_name)
+    except NonexistentLocalTime as gap:
+        raise NonexistentTime(str(gap)) from None
 
 
 # --- parsing ----------------------------------------------------------------------
@@ -160,13 +128,12 @@ def parse_requested(
     *, date_text: str | None, time_text: str | None, datetime_text: str | None, tz_name: str, now: datetime
 ) -> RequestedTime:
     """Combine `datetime` (ISO, local when it has no offset) or `date` + `time`."""
-    zone = ZoneInfo(tz_name)
     if datetime_text:
         start = parse_iso_datetime(datetime_text, tz_name)
-        return RequestedTime(day=start.astimezone(zone).date(), start=start)
+        return RequestedTime(day=to_local(start, tz_name).date(), start=start)
     if not date_text:
         raise UnparseableDate("")
-    today = now.astimezone(zone).date()
+    today = to_local(now, tz_name).date()
     day = parse_date(date_text, today)
     if not time_text:
         return RequestedTime(day=day, start=None)
@@ -220,8 +187,5 @@ __all__ = [
     "parse_date",
     "parse_iso_datetime",
     "parse_requested",
-    "spoken_clock",
-    "spoken_date",
-    "spoken_datetime",
     "to_local",
 ]

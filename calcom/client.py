@@ -80,11 +80,11 @@ class Attendee:
         if isinstance(language, Mapping):  # webhooks send {"locale": "de"}
             language = language.get("locale")
         return cls(
-            name=str(data.get("name") or ""),
+            name=_text(data.get("name")) or "",
             email=real_email(data.get("email")),
-            phone_number=data.get("phoneNumber") or None,
-            time_zone=data.get("timeZone") or "UTC",
-            language=language or "en",
+            phone_number=_text(data.get("phoneNumber")),
+            time_zone=_text(data.get("timeZone")) or "UTC",
+            language=_text(language) or "en",
         )
 
 
@@ -163,6 +163,12 @@ PHONE_ONLY_EMAIL_DOMAIN = "@sms.cal.com"
 def phone_only_email(phone_number: str) -> str:
     """The email Cal.com gives an attendee who left only a phone number."""
     return "".join(ch for ch in phone_number if ch.isdigit()) + PHONE_ONLY_EMAIL_DOMAIN
+
+
+def _text(value: Any) -> str | None:
+    """A non-empty string from a Cal.com body, else None (a webhook is outside input:
+    a number or an object where text belongs must not travel on into a query)."""
+    return value.strip() if isinstance(value, str) and value.strip() else None
 
 
 def real_email(value: Any) -> str | None:

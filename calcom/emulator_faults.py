@@ -33,7 +33,6 @@ from typing import Any, Callable, Mapping
 from core.clock import utcnow
 
 KINDS = ("latency", "error", "rate_limit", "timeout", "drop")
-FAILURE_KINDS = ("error", "rate_limit", "timeout", "drop")
 
 ENDPOINTS = {
     "slots": "GET /v2/slots",

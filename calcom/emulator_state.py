@@ -17,7 +17,7 @@ import string
 import threading
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta, timezone
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Mapping
 from zoneinfo import ZoneInfo
 
 from calcom.client import format_time, parse_time, phone_only_email

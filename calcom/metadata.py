@@ -72,10 +72,6 @@ def segment_from(metadata: Mapping[str, Any] | None) -> int | None:
     return _int_value(metadata, SEGMENT_KEY)
 
 
-def is_ours(metadata: Mapping[str, Any] | None) -> bool:
-    return appointment_id_from(metadata) is not None
-
-
 def rollback_reason(appointment_id: int) -> str:
     """The cancellation reason of a booking cancelled to undo a partial composite booking.
 
@@ -125,7 +121,6 @@ __all__ = [
     "SEGMENT_KEY",
     "appointment_id_from",
     "booking_metadata",
-    "is_ours",
     "is_rollback_of",
     "metadata_problem",
     "rollback_reason",

@@ -1,13 +1,27 @@
-"""The one source of "now", and conversions between UTC and business time.
+"""The one source of "now", and the one conversion between UTC and local time.
 
 Everything stored is UTC. Code asks `utcnow()` instead of `datetime.now()` so that
 tests can freeze and move time without sleeping (`frozen_at`, `advance`).
+
+Local wall-clock time → UTC (`local_to_utc`) is strict about daylight saving time,
+the same for the voice agent, opening hours, the dashboard and the seed data:
+
+* a time skipped when the clocks jump forward (02:30 on 2026-03-29 in Berlin) does
+  not exist: `NonexistentLocalTime`, with a message saying so — never silently moved;
+* a time that happens twice when the clocks go back (02:30 on 2026-10-25 in
+  Berlin) is always the FIRST of the two instants (still summer time, `fold=0`),
+  so the same words always mean the same moment. Whoever means the second one
+  gives the UTC offset (`2026-10-25T02:30+01:00`); an aware time is taken as it is.
+
+A local day's bounds (`local_day_bounds`) are 23 or 25 hours long on those days; a
+day whose midnight is skipped (some zones change at 00:00) starts when the clock
+jumps.
 """
 
 from __future__ import annotations
 
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Iterator
 from zoneinfo import ZoneInfo
 
@@ -108,20 +122,42 @@ def format_span(start: datetime, end: datetime, tz_name: str, fmt: str = HUMAN_F
     return text + _zone_suffix(local_end, tz_name, zone)
 
 
-def local_to_utc(local: datetime, tz_name: str) -> datetime:
-    """Interpret a wall-clock time in `tz_name` and convert it to UTC.
+class NonexistentLocalTime(ValueError):
+    """A local wall-clock time that a daylight-saving change skips."""
 
-    A naive `local` is placed in the zone with `fold=0`, which picks the first of two
-    instants on the autumn DST change and the instant after the gap in spring, so a
-    spoken "02:30" always maps to a real moment.
+
+def local_to_utc(local: datetime, tz_name: str) -> datetime:
+    """The UTC instant of wall-clock time `local` in `tz_name` (strict, see above).
+
+    Raises `NonexistentLocalTime` for a time in a spring-forward gap; an ambiguous
+    autumn time is its first instant. An aware `local` is only converted.
     """
+    if local.tzinfo is not None:
+        return local.astimezone(UTC)
     zone = ZoneInfo(tz_name)
-    if local.tzinfo is None:
-        aware = local.replace(tzinfo=zone)
-        # Round-trip through UTC: a time inside the spring-forward gap does not
-        # exist; normalising moves it forward by the gap like a wall clock would.
-        return aware.astimezone(UTC)
-    return local.astimezone(UTC)
+    instant = local.replace(tzinfo=zone, fold=0).astimezone(UTC)
+    # zoneinfo maps a skipped time to a real instant with another wall-clock time;
+    # the round trip shows it.
+    if instant.astimezone(zone).replace(tzinfo=None) != local:
+        raise NonexistentLocalTime(
+            f"{local:%Y-%m-%d %H:%M} does not exist in {tz_name}: the clocks skip it when daylight saving time begins"
+        )
+    return instant
+
+
+def local_day_bounds(day: date, tz_name: str) -> tuple[datetime, datetime]:
+    """The UTC instants at which local `day` starts and the next day starts."""
+    return _day_start(day, tz_name), _day_start(day + timedelta(days=1), tz_name)
+
+
+def _day_start(day: date, tz_name: str) -> datetime:
+    midnight = datetime.combine(day, time(0, 0))
+    try:
+        return local_to_utc(midnight, tz_name)
+    except NonexistentLocalTime:
+        # Midnight is skipped: the day starts at the jump, which is where zoneinfo's
+        # fold=0 reading of the skipped midnight lands (the offset before the change).
+        return midnight.replace(tzinfo=ZoneInfo(tz_name), fold=0).astimezone(UTC)
 
 
 def is_valid_timezone(tz_name: str) -> bool:

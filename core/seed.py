@@ -41,6 +41,7 @@ from core.models import (
     SyncOutcome,
     SyncStatus,
 )
+from core.opening_hours import open_intervals
 
 DEMO_PHONE = "+4930901820"
 DEMO_SLUGS = ("haarstudio-mitte", "werkstatt-krause")
@@ -201,14 +202,9 @@ def _give_personal_event_types(session: Session, company: Company) -> None:
 
 
 def _opening_window(branch: Branch, day: date) -> tuple[datetime, datetime] | None:
-    hours = branch.opening_hours.get(str(day.isoweekday()))
-    if not hours:
-        return None
-    opens, closes = hours[0]
-    return (
-        local_to_utc(datetime.combine(day, time.fromisoformat(opens)), branch.timezone),
-        local_to_utc(datetime.combine(day, time.fromisoformat(closes)), branch.timezone),
-    )
+    """The branch's first opening range on local `day` (UTC), or None when closed."""
+    intervals = open_intervals(branch.opening_hours, day, branch.timezone)
+    return intervals[0] if intervals else None
 
 
 def _create_appointments(session: Session, company: Company, rng: random.Random, now: datetime) -> int:

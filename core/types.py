@@ -1,8 +1,11 @@
-"""Column types shared by the models."""
+"""Column types shared by the models, and what outside input must be to fit into them
+(ids within `MAX_ID`, text without `_UNSTORABLE` characters)."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import DateTime
 from sqlalchemy.types import TypeDecorator
@@ -49,3 +52,27 @@ MAX_ID = 2**31 - 1
 def is_valid_id(number: int) -> bool:
     """True for a whole number an id column can hold (1 … MAX_ID)."""
     return 0 < number <= MAX_ID
+
+
+# Characters no text column should get from outside input: PostgreSQL refuses NUL in
+# text, a lone surrogate (valid JSON: "\ud800") cannot even be encoded as UTF-8, and
+# the other C0/C1 control characters (terminal escapes and the like) are never meant.
+# Tab, line feed and carriage return stay.
+_UNSTORABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def storable_text(text: str) -> str:
+    """`text` without the characters above (a lone surrogate becomes U+FFFD)."""
+    return _UNSTORABLE.sub(lambda found: "" if found.group() < "\ud800" else "\ufffd", text)
+
+
+def storable_json(value: Any) -> Any:
+    """A decoded JSON document with `storable_text` applied to every string, keys too:
+    done once where outside JSON comes in, so no field can carry such a character in."""
+    if isinstance(value, str):
+        return storable_text(value)
+    if isinstance(value, list):
+        return [storable_json(item) for item in value]
+    if isinstance(value, dict):
+        return {storable_json(key): storable_json(item) for key, item in value.items()}
+    return value

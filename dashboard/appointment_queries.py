@@ -9,13 +9,13 @@ there are: related rows are joined in the same SELECT, never fetched per row.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 from math import ceil
 
 from sqlalchemy import Select, and_, asc, desc, exists, func, or_, select
 from sqlalchemy.orm import Session, contains_eager, joinedload
 
-from core.clock import local_to_utc
+from core.clock import local_day_bounds
 from core.models import (
     Appointment,
     AuditEvent,
@@ -108,10 +108,9 @@ def _conditions(filters: ListFilters, company_id: int | None, now: datetime, tz_
         ))
     # Dates are calendar days in the business time zone.
     if filters.date_from is not None:
-        where.append(Appointment.starts_at >= local_to_utc(datetime.combine(filters.date_from, time()), tz_name))
+        where.append(Appointment.starts_at >= local_day_bounds(filters.date_from, tz_name)[0])
     if filters.date_to is not None:
-        day_after = filters.date_to + timedelta(days=1)
-        where.append(Appointment.starts_at < local_to_utc(datetime.combine(day_after, time()), tz_name))
+        where.append(Appointment.starts_at < local_day_bounds(filters.date_to, tz_name)[1])
     if filters.error_code is not None:
         where.append(Appointment.sync_error_code == filters.error_code)
     if filters.id_list:

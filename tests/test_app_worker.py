@@ -33,3 +33,36 @@ def test_forking_worker_runs_each_job_in_a_work_horse_with_its_own_connections(a
     assert [job.get_status() for job in jobs] == ["finished", "finished"]
     db.session.rollback()
     assert sorted(db.session.scalars(select(Company.slug))) == ["horse-1", "horse-2"]
+
+
+def test_every_job_rq_runs_is_wrapped_in_the_one_app_context_pattern(app):
+    """§4: the sync job and every scheduled job use `job_in_app_context`, nothing else."""
+    import inspect
+
+    from werkzeug.utils import import_string
+
+    from core.queues import SYNC_JOB
+    from workers.schedule import schedule_from_config
+
+    paths = [SYNC_JOB] + [job.func for job in schedule_from_config(app.config)]
+    for path in paths:
+        job = import_string(path)
+        assert getattr(job, "runs_in_app_context", False), path
+        assert "with app_context()" not in inspect.getsource(job.__wrapped__), path
+
+
+def test_a_job_outside_any_context_runs_in_the_process_app(app, monkeypatch):
+    """Under a plain `rq worker` (no AppWorker) a job still finds its app."""
+    import threading
+
+    from flask import current_app
+
+    import workers.app_context as app_context_module
+
+    monkeypatch.setattr(app_context_module, "_app", app)
+    seen = []
+    job = app_context_module.job_in_app_context(lambda: seen.append(current_app.name))
+    thread = threading.Thread(target=job)  # a new thread has no app context
+    thread.start()
+    thread.join()
+    assert seen == [app.name]

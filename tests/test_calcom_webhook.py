@@ -153,6 +153,36 @@ def test_an_unknown_trigger_is_not_echoed_back_at_full_length(client, world):
     assert count(WebhookDelivery) == 0
 
 
+def test_control_characters_and_lone_surrogates_are_dropped_not_a_500(client, world):
+    """A NUL in the attendee's name or email made PostgreSQL refuse the insert (500,
+    and Cal.com retries for days); a lone surrogate could not be encoded."""
+    attendee = {"name": "Web\x00 Kundin\ud800", "email": "web\x00@example.com", "phoneNumber": "+4915199999999",
+                "timeZone": "Europe/Berlin", "language": "de"}
+    response = deliver(client, payload(BOOKING_CREATED, attendee=attendee, uid="cal_uid\x00_1"))
+    assert response.status_code == 200, response.json
+    appointment = db.session.get(Appointment, response.json["appointment_id"])
+    assert appointment.customer.name == "Web Kundin\ufffd" and appointment.customer.email == "web@example.com"
+    assert appointment.calcom_booking_uid == "cal_uid_1"
+
+
+def test_an_attendee_field_of_the_wrong_type_is_ignored(client, world):
+    """A phone number sent as an object went on into the customer query (500)."""
+    attendee = {"name": "Web Kundin", "email": "web@example.com", "phoneNumber": {"value": "+4915199999999"},
+                "timeZone": ["Europe/Berlin"], "language": "de"}
+    response = deliver(client, payload(BOOKING_CREATED, attendee=attendee))
+    assert response.status_code == 200, response.json
+    assert db.session.get(Appointment, response.json["appointment_id"]).customer.email == "web@example.com"
+
+
+@pytest.mark.parametrize("trigger", [BOOKING_CREATED, BOOKING_RESCHEDULED])
+def test_a_uid_longer_than_the_column_is_400(client, world, trigger):
+    """PostgreSQL refused it (value too long for varchar(100)): a 500."""
+    previous = {"uid": "cal_uid_0", "id": 500, "start": TEN - timedelta(hours=1), "end": TEN - timedelta(minutes=30)}
+    response = deliver(client, payload(trigger, uid="u" * 101, previous=previous))
+    assert response.status_code == 400 and "payload.uid is longer than 100 characters" in response.json["error"]
+    assert count(Appointment) == 0 and count(WebhookDelivery) == 0
+
+
 def test_a_body_over_the_limit_is_413_json_and_stores_nothing(client, world, app):
     """Werkzeug's HTML 413 page used to answer; Cal.com logs the body it gets back."""
     data = payload(BOOKING_CREATED)

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import random
-from datetime import timedelta
 
 import pytest
 
-from workers.backoff import BackoffPolicy, next_attempt_at, retry_delay
+from workers.backoff import BackoffPolicy, retry_delay
 
 DEFAULT = BackoffPolicy()
 
@@ -44,14 +43,6 @@ def test_a_rate_limit_wait_is_a_floor():
     # A longer jittered wait is kept.
     long_draw = random.Random(3).uniform(0, 960)
     assert retry_delay(DEFAULT, 4, random.Random(3), retry_after=1) == max(long_draw, 1)
-
-
-def test_next_attempt_is_now_plus_the_delay_on_the_controlled_clock(clock):
-    now = clock.utcnow()
-    expected = now + timedelta(seconds=random.Random(11).uniform(0, 480))
-    assert next_attempt_at(now, DEFAULT, 3, random.Random(11)) == expected
-    clock.advance(timedelta(minutes=5))
-    assert next_attempt_at(clock.utcnow(), DEFAULT, 3, random.Random(11)) == expected + timedelta(minutes=5)
 
 
 @pytest.mark.parametrize("settings", [

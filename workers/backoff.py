@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 
 
 @dataclass(frozen=True)
@@ -68,16 +67,4 @@ def retry_delay(
     return delay
 
 
-def next_attempt_at(
-    now: datetime,
-    policy: BackoffPolicy,
-    failed_attempts: int,
-    rng: random.Random,
-    *,
-    retry_after: float | None = None,
-) -> datetime:
-    """The moment of the next attempt: `now` plus a `retry_delay`."""
-    return now + timedelta(seconds=retry_delay(policy, failed_attempts, rng, retry_after=retry_after))
-
-
-__all__ = ["BackoffPolicy", "next_attempt_at", "retry_delay"]
+__all__ = ["BackoffPolicy", "retry_delay"]

@@ -33,6 +33,7 @@ from core.models import ReconciliationRun, SyncAttempt
 from core.prom import PRUNED_ROWS
 from core.queues import DEFAULT_QUEUE, SYNC_QUEUE, get_queue
 from core.redis_client import get_redis
+from workers.app_context import job_in_app_context
 
 log = logging.getLogger("calcom.prune")
 
@@ -83,35 +84,33 @@ def prune_call_log(connection, retention_seconds: int, now: datetime) -> int:
     return int(connection.zremrangebyscore(call_log.KEY, "-inf", now.timestamp() - retention_seconds))
 
 
+@job_in_app_context
 def prune() -> dict:
     """The scheduled retention run; returns how much of each kind it removed."""
-    from workers.app_context import app_context
-
-    with app_context():
-        config = current_app.config
-        now = utcnow()
-        batch = max(1, int(config["PRUNE_BATCH_SIZE"]))
-        session = db.session
-        removed: dict[str, int] = {}
-        if config["RETENTION_SYNC_ATTEMPTS_DAYS"] > 0:
-            removed["sync_attempts"] = delete_in_batches(
-                session, SyncAttempt, SyncAttempt.started_at,
-                now - timedelta(days=config["RETENTION_SYNC_ATTEMPTS_DAYS"]), batch)
-        if config["RETENTION_RECONCILIATION_RUNS_DAYS"] > 0:
-            removed["reconciliation_runs"] = delete_in_batches(
-                session, ReconciliationRun, ReconciliationRun.started_at,
-                now - timedelta(days=config["RETENTION_RECONCILIATION_RUNS_DAYS"]), batch)
-        redis = get_redis()
-        if config["CALCOM_CALL_LOG_RETENTION"] > 0:
-            removed["calcom_calls"] = prune_call_log(redis, config["CALCOM_CALL_LOG_RETENTION"], now)
-        if config["RETENTION_FINISHED_JOBS_HOURS"] > 0:
-            removed["finished_jobs"] = prune_finished_jobs(
-                redis, now - timedelta(hours=config["RETENTION_FINISHED_JOBS_HOURS"]), batch)
-        for what, count in removed.items():
-            if count:
-                PRUNED_ROWS.labels(what).inc(count)
-        log.info("prune: %s", ", ".join(f"{k}={v}" for k, v in removed.items()) or "retention is off")
-        return removed
+    config = current_app.config
+    now = utcnow()
+    batch = max(1, int(config["PRUNE_BATCH_SIZE"]))
+    session = db.session
+    removed: dict[str, int] = {}
+    if config["RETENTION_SYNC_ATTEMPTS_DAYS"] > 0:
+        removed["sync_attempts"] = delete_in_batches(
+            session, SyncAttempt, SyncAttempt.started_at,
+            now - timedelta(days=config["RETENTION_SYNC_ATTEMPTS_DAYS"]), batch)
+    if config["RETENTION_RECONCILIATION_RUNS_DAYS"] > 0:
+        removed["reconciliation_runs"] = delete_in_batches(
+            session, ReconciliationRun, ReconciliationRun.started_at,
+            now - timedelta(days=config["RETENTION_RECONCILIATION_RUNS_DAYS"]), batch)
+    redis = get_redis()
+    if config["CALCOM_CALL_LOG_RETENTION"] > 0:
+        removed["calcom_calls"] = prune_call_log(redis, config["CALCOM_CALL_LOG_RETENTION"], now)
+    if config["RETENTION_FINISHED_JOBS_HOURS"] > 0:
+        removed["finished_jobs"] = prune_finished_jobs(
+            redis, now - timedelta(hours=config["RETENTION_FINISHED_JOBS_HOURS"]), batch)
+    for what, count in removed.items():
+        if count:
+            PRUNED_ROWS.labels(what).inc(count)
+    log.info("prune: %s", ", ".join(f"{k}={v}" for k, v in removed.items()) or "retention is off")
+    return removed
 
 
 __all__ = ["delete_in_batches", "prune", "prune_call_log", "prune_finished_jobs"]

@@ -36,7 +36,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Callable, Iterable
 
 from flask import current_app
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from calcom.client import Booking, CalcomClient, get_client
@@ -51,7 +51,6 @@ from core.extensions import db
 from core.models import (
     Appointment,
     AppointmentSegment,
-    AppointmentStatus,
     AuditEvent,
     ReconciliationRun,
     Service,
@@ -64,6 +63,8 @@ from core.prom import RECONCILE_DRIFT, RECONCILE_RUNS
 from core.queues import enqueue_sync_quietly
 from core.redis_client import get_redis
 from monitoring import drift
+from monitoring.alerting import run_alert_check
+from workers.app_context import job_in_app_context
 from workers.sync_calcom import MAX_RESCHEDULE_HOPS, is_live
 
 log = logging.getLogger("calcom.reconcile")
@@ -83,6 +84,9 @@ PAGE_SIZE = 100
 MAX_PAGES = 200  # 20,000 bookings of one event type in one window
 FINDINGS_KEPT = 200
 RATE_LIMIT_RETRIES = 3
+# A run still "running" this long after it started died with its process (the nightly
+# job's RQ timeout is an hour): the next run records it as failed.
+ABANDONED_AFTER = timedelta(hours=2)
 ACTOR = "reconcile"
 REVIEW_PREFIX = "Reconciliation: "
 
@@ -155,6 +159,7 @@ def reconcile(
     client = client or get_client(purpose="sync")
     budget = budget or budget_for(app)
 
+    fail_abandoned_runs(session, utcnow())
     run = ReconciliationRun(started_at=utcnow(), window_from=start, window_to=end, dry_run=dry_run,
                             trigger=trigger, status="running", counts={}, findings=[], errors=[])
     session.add(run)
@@ -167,6 +172,20 @@ def reconcile(
     except BaseException as exc:  # a crash (or RQ's job timeout) must not leave the run "running"
         _record_crash(session, run_id, exc, dry_run)
         raise
+
+
+def fail_abandoned_runs(session: Session, now: datetime) -> list[int]:
+    """Mark runs whose process died mid-run (killed, out of memory) as failed. Committed."""
+    stale = list(session.scalars(select(ReconciliationRun).where(
+        ReconciliationRun.status == "running", ReconciliationRun.started_at < now - ABANDONED_AFTER)))
+    for run in stale:
+        run.status = "failed"
+        run.finished_at = now
+        run.errors = list(run.errors or []) + [
+            f"the run stopped without finishing (still running {ABANDONED_AFTER} after it started: its process died)"]
+        log.error("reconcile run=%s status=failed: abandoned", run.id)
+    session.commit()
+    return [run.id for run in stale]
 
 
 def _record_crash(session: Session, run_id: int, exc: BaseException, dry_run: bool) -> None:
@@ -666,22 +685,19 @@ def _appointment_text(appointment: Appointment) -> str:
 # --- the scheduled job --------------------------------------------------------------
 
 
+@job_in_app_context
 def reconcile_nightly() -> dict:
     """The scheduler's nightly run over the default window; the alert check follows at
     once, so drift above `RECONCILE_DRIFT_ALERT_THRESHOLD` is notified now (through
     monitoring's notifiers and de-duplication), not at the next 15-minute run."""
-    from workers.app_context import app_context
-
-    with app_context() as app:
-        window = default_window(utcnow(), app.config["RECONCILE_DAYS_BACK"], app.config["RECONCILE_DAYS_AHEAD"])
-        run = reconcile(db.session, window, trigger="schedule")
-        summary = {"run": run.id, "status": run.status, "drift": run.drift_total, "repaired": run.repaired,
-                   "flagged": run.flagged, "requests": run.calcom_requests}
-        if run.drift_total > app.config["RECONCILE_DRIFT_ALERT_THRESHOLD"]:
-            from monitoring.alerting import run_alert_check
-
-            summary["alert_run"] = run_alert_check(db.session).health
-        return summary
+    config = current_app.config
+    window = default_window(utcnow(), config["RECONCILE_DAYS_BACK"], config["RECONCILE_DAYS_AHEAD"])
+    run = reconcile(db.session, window, trigger="schedule")
+    summary = {"run": run.id, "status": run.status, "drift": run.drift_total, "repaired": run.repaired,
+               "flagged": run.flagged, "requests": run.calcom_requests}
+    if run.drift_total > config["RECONCILE_DRIFT_ALERT_THRESHOLD"]:
+        summary["alert_run"] = run_alert_check(db.session).health
+    return summary
 
 
 __all__ = ["KINDS", "default_window", "day_window", "reconcile", "reconcile_nightly"]

@@ -32,6 +32,7 @@ from core.clock import utcnow
 from core.extensions import db
 from core.models import Appointment, AuditEvent, SyncStatus
 from core.queues import SYNC_QUEUE, enqueue_sync_quietly, get_queue, sync_job_id
+from workers.app_context import job_in_app_context
 from workers.sync_queue import retry_job_id
 
 log = logging.getLogger("calcom.sweeper")
@@ -40,6 +41,7 @@ IN_FLIGHT = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus
              JobStatus.READY_TO_ENQUEUE, JobStatus.RATE_LIMITED}
 
 
+@job_in_app_context
 def sweep_stale_pending() -> dict:
     """Re-enqueue stale pending syncs whose job is gone; returns what it did."""
     config = current_app.config

@@ -35,6 +35,7 @@ from core.models import Appointment, SyncOutcome, SyncStatus
 from core.prom import SYNC_JOB_SECONDS, SYNC_JOBS
 from core.queues import sync_job_id
 from core.redis_client import get_redis
+from workers.app_context import job_in_app_context
 from workers.backoff import BackoffPolicy, retry_delay
 from workers.sync_calcom import carry_out
 from workers.sync_lock import SyncLock
@@ -47,6 +48,7 @@ log = logging.getLogger("calcom.sync")
 rng: random.Random = random.SystemRandom()
 
 
+@job_in_app_context
 def sync_appointment(appointment_id: int, action: str, version: int) -> str:
     """Run one sync attempt for one appointment change; returns the outcome's name."""
     appointment_id, version = int(appointment_id), int(version)

@@ -8,7 +8,6 @@ import json
 import sys
 from datetime import timedelta
 
-import pytest
 import redis as redis_lib
 from sqlalchemy import event
 

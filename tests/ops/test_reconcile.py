@@ -365,3 +365,20 @@ def test_repairs_stand_when_redis_is_down_while_enqueueing(world, runner, calcom
     assert run.status == "ok" and run.repaired == 1
     assert reload(appointment.id).sync_status == SyncStatus.PENDING
     assert "outcome=not_queued" in caplog.text
+
+
+def test_a_run_whose_process_died_is_marked_failed_by_the_next_run(world, app, calcom_emulator, clock):
+    from datetime import timedelta as td
+
+    dead = ReconciliationRun(started_at=clock.utcnow() - td(hours=3), window_from=WINDOW[0], window_to=WINDOW[1],
+                             trigger="schedule", status="running", counts={}, findings=[], errors=[])
+    young = ReconciliationRun(started_at=clock.utcnow() - td(minutes=30), window_from=WINDOW[0],
+                              window_to=WINDOW[1], trigger="cli", status="running", counts={}, findings=[], errors=[])
+    db.session.add_all([dead, young])
+    db.session.commit()
+    dead_id, young_id = dead.id, young.id
+    reconcile(db.session, WINDOW)
+    db.session.expire_all()
+    assert db.session.get(ReconciliationRun, dead_id).status == "failed"
+    assert "its process died" in db.session.get(ReconciliationRun, dead_id).errors[-1]
+    assert db.session.get(ReconciliationRun, young_id).status == "running"  # perhaps still at work

@@ -242,3 +242,28 @@ def test_logs_viewers_and_stored_calcom_errors_mask_with_the_one_pii_module():
     assert mask_phone is pii.mask_phone and mask_email is pii.mask_email
     reason = classify(CalcomRequestError(text, status=400), doing="book").reason
     assert pii.redact_text(text) == "attendee [phone] [email]" and "attendee [phone] [email]" in reason
+
+
+def test_calcom_call_records_hold_no_personal_data(app, calcom_emulator, clock):
+    """H5: erase has nothing to scrub in the call log: it never holds the attendee."""
+    from calcom.client import Attendee, get_client
+    from calcom.errors import CalcomError
+
+    world = make_world()
+    calcom_emulator.load_world(db.session, preload_bookings=False)
+    client = get_client(purpose="sync")
+    erika = Attendee(name="Erika Mustermann", email="erika@example.com", phone_number="+4915100000001")
+    event_type_id = world["haircut"].calcom_event_type_id
+    statuses = []
+    for _ in range(4):  # the same slot until every host is busy and Cal.com refuses
+        try:
+            client.create_booking(event_type_id=event_type_id, start=TEN, attendee=erika, metadata={})
+            statuses.append(201)
+        except CalcomError as exc:
+            statuses.append(exc.status)
+            break
+    calls = call_log.calls(get_redis(), 3600)
+    assert [c["s"] for c in calls] == statuses and statuses[-1] == 400
+    recorded = json.dumps(calls)
+    for trace in ("Erika", "erika", "4915100000001", "Mustermann"):
+        assert trace not in recorded

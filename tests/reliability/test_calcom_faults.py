@@ -4,22 +4,26 @@
 each) are booked through the booking code path — the guarded insert and
 `queue_sync`, what `start_booking` does after its slot check — for four hairdressers.
 The Cal.com emulator, served over HTTP, answers every API request (create, list, get,
-cancel) with a seeded fault mix: 30 % 5xx, 10 % 429, 10 % timeouts (it hangs past
+reschedule, cancel) with a seeded fault mix: 30 % 5xx, 10 % 429, 10 % timeouts (it hangs past
 the client's read timeout and does nothing) and 5 % dropped responses (it does the
-work, then closes the connection unanswered). Three real `rq worker --with-scheduler`
-processes (the project's `SimpleAppWorker`, see `SIMPLE_APP_WORKER`) drain the queue;
-retries go through RQ's scheduler exactly as in production.
+work, then closes the connection unanswered). A quarter into the run, callers cancel
+20 of the appointments and move 20 to another day, whatever state their sync is in.
+Three real `rq worker --with-scheduler` processes (the project's `SimpleAppWorker`,
+see `SIMPLE_APP_WORKER`) drain the queue; retries go through RQ's scheduler exactly
+as in production.
 
 Time is compressed by configuration only: backoff base and cap 1 s (production: 120 s
-and 960 s), the sync's read timeout 0.5 s, and the emulator's rate-limit window 1 s,
-so a 429's `X-RateLimit-Reset-Default` asks for at most a second (its per-key limit is
-raised so that only the injected 429s occur). Attempts per sync: the production 5.
+and 960 s), the busy-lock retry 1 s, the sync's read timeout 0.5 s, and the emulator's
+rate-limit window 1 s, so a 429's `X-RateLimit-Reset-Default` asks for at most a second
+(its per-key limit is raised so that only the injected 429s occur). Attempts per sync:
+the production 5.
 
 Afterwards:
-* every appointment is synced, or failed and flagged for manual review with a
-  reason — none pending, none lost;
+* every appointment is synced, or failed and flagged for manual review as
+  `retries_exhausted` ("Gave up after 5 attempts …") — none pending, none lost;
 * every synced appointment has exactly one live booking per busy segment in the
-  emulator, the one we recorded; no appointment segment has two live bookings;
+  emulator, the one we recorded (a moved one: at its new time; a cancelled one: none);
+  no appointment segment has two live bookings;
 * the monitoring metrics (`collect_sync_metrics`) and the dashboard's tiles fragment,
   fetched as an operator, show exactly the counts taken from the database.
 
@@ -39,7 +43,7 @@ from rq.registry import ScheduledJobRegistry, StartedJobRegistry
 from sqlalchemy import func, select
 
 from calcom.emulator_faults import RateLimiter
-from core.clock import frozen_at, utcnow
+from core.clock import frozen_at, local_to_utc, to_local, utcnow
 from core.extensions import db
 from core.models import Appointment, Role, SyncAttempt, SyncOutcome, SyncStatus
 from monitoring.metrics import collect_sync_metrics
@@ -47,12 +51,15 @@ from tests.dashboard_support import HTMX, make_user, sign_in, squash, sync_count
 from tests.support.salon import (
     appointments,
     book_planned,
+    cancel_booked,
     check_synced_exactly_once,
     duplicates_in_calcom,
     emulator_bookings,
     live_by_segment,
     make_salon,
+    move_booked,
     plan_appointments,
+    working_days,
 )
 from tests.support.sync_helpers import sync_queue
 from tests.support.worker_process import WorkerProcess, wait_until
@@ -85,6 +92,24 @@ def fault_rules() -> dict:
     return {"rules": rules, "seed": FAULT_SEED}
 
 
+def CANCELLED(items: list) -> list:  # noqa: N802 - a fixed selection, named like a constant
+    """Every tenth appointment, from the fourth on: cancelled by its caller mid-run."""
+    return items[3::10]
+
+
+def MOVED(items: list) -> list:  # noqa: N802
+    """Every tenth appointment, from the ninth on: moved by its caller mid-run."""
+    return items[8::10]
+
+
+def five_working_days_later(start: datetime) -> datetime:
+    """The same local time five working days later: beyond the booked days, so free."""
+    tz = "Europe/Berlin"
+    local = to_local(start, tz)
+    days = working_days(datetime.now(timezone.utc), 20)
+    return local_to_utc(datetime.combine(days[days.index(local.date()) + 5], local.time().replace(tzinfo=None)), tz)
+
+
 def nothing_in_flight(app) -> bool:
     queue = sync_queue(app)
     return (queue.count == 0 and ScheduledJobRegistry(queue=queue).count == 0
@@ -113,21 +138,30 @@ def tile_numbers(html: str) -> dict[str, int]:
 def test_200_bookings_through_a_failing_calcom_end_synced_or_flagged_never_duplicated(
         app, client, calcom_emulator, database_url, tmp_path):
     salon = make_salon(calcom_emulator, staff=4)
-    ids = [book_planned(salon, planned) for planned in
-           plan_appointments(salon, datetime.now(timezone.utc), BOOKINGS, composite_share=10)]
+    plan = plan_appointments(salon, datetime.now(timezone.utc), BOOKINGS, composite_share=10)
+    ids = [book_planned(salon, planned) for planned in plan]
     composites = sum(1 for a in appointments(ids) if len(a.segments) > 1)
     db.session.remove()
 
     emulator = calcom_emulator.emulator
     emulator.limiter = RateLimiter(limit=1_000_000, ttl_seconds=1, block_seconds=1)
     emulator.set_faults(fault_rules())
-    env = dict(SYNC_BACKOFF_BASE_SECONDS="1", SYNC_BACKOFF_CAP_SECONDS="1", CALCOM_SYNC_TIMEOUT=str(READ_TIMEOUT))
+    env = dict(SYNC_BACKOFF_BASE_SECONDS="1", SYNC_BACKOFF_CAP_SECONDS="1", SYNC_BUSY_RETRY_SECONDS="1",
+               CALCOM_SYNC_TIMEOUT=str(READ_TIMEOUT))
 
     started = time.monotonic()
     swept: list[int] = []
     workers = [WorkerProcess(app, database_url, tmp_path / f"worker-{n}.log", burst=False, with_scheduler=True,
                              name=f"faults-{n}", worker_class=SIMPLE_APP_WORKER, **env) for n in range(WORKERS)]
     try:
+        # A quarter into the run, callers cancel 20 appointments and move 20 to another
+        # day: their create may be queued, running, retrying, flagged or done by then.
+        wait_until(lambda: emulator.requests_served >= 250, timeout=90, what="the first quarter of the run")
+        for appointment_id in CANCELLED(ids):
+            cancel_booked(appointment_id)
+        for appointment_id, planned in zip(MOVED(ids), MOVED(plan)):
+            move_booked(appointment_id, five_working_days_later(planned.start))
+        db.session.remove()
         # Drain: wait until nothing is pending. Should the queue ever run dry with an
         # appointment still pending, the sweeper (scheduled every few minutes in
         # production) re-enqueues it — counted, and expected to be needed never.
@@ -153,12 +187,18 @@ def test_200_bookings_through_a_failing_calcom_end_synced_or_flagged_never_dupli
     flagged = [a for a in found if a.sync_status == SyncStatus.FAILED and a.requires_manual_review]
     assert len(synced) + len(flagged) == BOOKINGS, [
         (a.id, a.sync_status.value) for a in found if a not in synced and a not in flagged]
-    assert all(a.manual_review_reason for a in flagged)
+    # Only transient faults were injected: whoever is flagged ran out of attempts, and
+    # says so (a composite included, whose partial booking was rolled back).
+    assert {a.sync_error_code for a in flagged} <= {"retries_exhausted"}
+    assert all(a.manual_review_reason.startswith("Gave up after 5 attempts") for a in flagged)
 
     # --- exactly once in Cal.com ---------------------------------------------------------
     assert duplicates_in_calcom(calcom_emulator) == []
-    problems = [p for a in synced for p in check_synced_exactly_once(calcom_emulator, a)]
-    assert problems == []
+    cancelled = set(CANCELLED(ids))
+    problems = [p for a in synced if a.id not in cancelled for p in check_synced_exactly_once(calcom_emulator, a)]
+    assert problems == []  # the moved ones at their new time
+    assert {a.id: live_by_segment(emulator_bookings(calcom_emulator, a.id))
+            for a in synced if a.id in cancelled} == {a.id: {} for a in synced if a.id in cancelled}
     # A flagged appointment may still have a booking Cal.com made unheard (a dropped
     # answer on its last attempt) — never two for one segment; the reason tells the operator.
     flagged_with_booking = [a.id for a in flagged if live_by_segment(emulator_bookings(calcom_emulator, a.id))]
@@ -190,5 +230,7 @@ def test_200_bookings_through_a_failing_calcom_end_synced_or_flagged_never_dupli
           f"drained in {drained_in:.1f} s; {served} Cal.com requests, injected "
           + ", ".join(f"{k} {injected[k]} ({100 * injected[k] / served:.0f} %)" for k, _ in SHARES)
           + f"; synced {len(synced)}, flagged {len(flagged)} ({len(flagged_with_booking)} with a booking "
-          f"Cal.com made unheard); attempts {attempts} ({successes} successful); swept {len(swept)}; "
+          f"in Cal.com); of the 20 cancelled {sum(a.id in cancelled for a in synced)} synced, of the 20 moved "
+          f"{sum(a.id in set(MOVED(ids)) for a in synced)} synced"
+          f"; attempts {attempts} ({successes} successful); swept {len(swept)}; "
           f"duplicates 0")

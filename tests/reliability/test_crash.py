@@ -16,14 +16,17 @@ The crash points are chosen from outside the worker where possible:
 * in flight: held the same way, and let through after the kill — Cal.com makes the
   booking and answers 201 to nobody;
 * after Cal.com's 201, before our commit, and after our commit: the work horse of
-  `tests/support/crashing_worker.py` stops itself (SIGSTOP) there and the test kills it.
+  `tests/support/crashing_worker.py` stops itself (SIGSTOP) there and the test kills it;
+* a reschedule or cancel in flight: the appointments are synced first, then moved or
+  cancelled by their callers, and the change's request is held at the gate like a create.
 
 Recovery is what production runs: eleven minutes later (a controlled clock, not a
 sleep) the sweeper lets RQ declare the dead worker's job abandoned and re-enqueues
 every appointment still pending with no job in flight; a fresh `rq worker` process
 runs them. Afterwards every appointment is synced, each busy segment has exactly one
 live booking in the emulator (looked up by our metadata appointment id through its
-inspection API) with the uid we recorded, and nothing else is live in Cal.com.
+inspection API) with the uid we recorded — none after a cancel — and nothing else is
+live in Cal.com.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from rq.job import JobStatus
+from rq.job import Job, JobStatus
 from sqlalchemy import select
 
 from core.clock import frozen_at, utcnow
@@ -39,16 +42,18 @@ from core.extensions import db
 from core.models import SyncAttempt, SyncStatus
 from core.queues import sync_job_id
 from core.redis_client import get_redis
-from rq.job import Job
 from tests.support.emulator_gate import EmulatorGate
 from tests.support.salon import (
     appointments,
     book_planned,
+    cancel_booked,
     check_synced_exactly_once,
     duplicates_in_calcom,
     make_salon,
+    move_booked,
     plan_appointments,
 )
+from tests.support.sync_helpers import run_sync_jobs
 from tests.support.worker_process import CRASHING_WORKER, WorkerProcess, wait_until
 from workers.sweeper import sweep_stale_pending
 
@@ -60,8 +65,6 @@ SEGMENTS = 2 + 1 + 2 + 1  # busy segments, one Cal.com booking each
 
 @pytest.fixture
 def salon(app, calcom_emulator):
-    # Generous for a loaded machine: a slow answer must not turn into a retry here.
-    app.config["CALCOM_SYNC_TIMEOUT"] = 30.0
     return make_salon(calcom_emulator)
 
 
@@ -196,3 +199,46 @@ def test_killed_after_our_commit(app, calcom_emulator, database_url, salon, tmp_
     assert lost_attempts(ids) == []  # every attempt's result was committed before the kill
     # The abandoned job of the synced appointment was failed by RQ's cleanup, not re-run.
     assert job_status(app, sync_job_id(ids[-1], 1)) == JobStatus.FAILED
+
+
+@pytest.mark.parametrize("change", ["reschedule", "cancel"])
+def test_killed_while_a_move_or_cancel_is_in_flight(app, calcom_emulator, database_url, salon, tmp_path, change):
+    """The four appointments are synced, then their callers move them (or cancel them).
+    Each job's Cal.com request is held at the gate, the worker killed, and Cal.com then
+    carries the request out for nobody: for a composite only its first segment's booking
+    has moved (or been cancelled). Recovery finishes the change — exactly one live booking
+    per segment at its new time, or none at all after a cancel."""
+    planned = plan_appointments(salon, datetime.now(timezone.utc), APPOINTMENTS, composite_share=2)
+    ids = [book_planned(salon, p) for p in planned]
+    run_sync_jobs(app)
+    assert [a.sync_status for a in appointments(ids)] == [SyncStatus.SYNCED] * APPOINTMENTS
+    for appointment_id, p in zip(ids, planned):
+        if change == "reschedule":
+            # Colour 16:00 → 14:00, haircuts 9:00/9:30 → 11:00/11:30: free in both calendars.
+            move_booked(appointment_id, p.start + timedelta(hours=-2 if p.composite else 2))
+        else:
+            cancel_booked(appointment_id)
+    db.session.remove()
+
+    def carried_out() -> int:  # Cal.com bookings no longer live: moved away from or cancelled
+        return sum(1 for b in list(calcom_emulator.state.bookings.values()) if not b.active)
+
+    with EmulatorGate(calcom_emulator, change) as gate, \
+            WorkerProcess(app, database_url, tmp_path / "worker.log") as worker:
+        for n in range(APPOINTMENTS):
+            held = gate.next_request()
+            kill(worker, worker.horse(), last=n == APPOINTMENTS - 1)
+            held.proceed()
+            wait_until(lambda: carried_out() == n + 1, timeout=30, what=f"Cal.com to finish the orphaned {change}")
+    assert all(a.sync_status == SyncStatus.PENDING for a in appointments(ids))
+
+    recover(app, database_url, tmp_path, expected_requeued=ids)
+
+    assert lost_attempts(ids) == sorted(ids)
+    if change == "reschedule":
+        assert_all_synced_exactly_once(calcom_emulator, ids)
+    else:
+        found = appointments(ids)
+        assert [(a.sync_status, a.sync_action.value) for a in found] == [(SyncStatus.SYNCED, "cancel")] * APPOINTMENTS
+        assert [b.uid for b in calcom_emulator.state.bookings.values() if b.active] == []
+        assert duplicates_in_calcom(calcom_emulator) == []

@@ -59,7 +59,7 @@ class EmulatorGate:
         if not held.wait(self.hold_seconds) or not held.proceeds:
             raise ServiceUnavailable("held at the test's gate and refused: its caller was killed")
 
-    def next_request(self, timeout: float = 60) -> HeldRequest:
+    def next_request(self, timeout: float = 90) -> HeldRequest:
         """The next request that reached the gate (waiting for one up to `timeout` s)."""
         try:
             return self._arrived.get(timeout=timeout)

@@ -15,13 +15,14 @@ from datetime import date, datetime, time, timedelta
 from sqlalchemy import select
 
 from booking.booking_flow import queue_sync
+from booking.manage import cancel
 from calcom.client import parse_time
 from calcom.metadata import APPOINTMENT_KEY, SEGMENT_KEY
-from core.booking_guard import NewAppointment, insert_appointment
-from core.clock import local_to_utc
+from core.booking_guard import NewAppointment, insert_appointment, move_appointment
+from core.clock import local_to_utc, utcnow
 from core.event_types import as_booked_by, set_staff_event_type
 from core.extensions import db
-from core.models import Appointment, AppointmentSource, Service, Staff, SyncStatus
+from core.models import Appointment, AppointmentSource, Service, Staff, SyncAction, SyncStatus
 from core.seed import busy_intervals
 from tests.factories import make_world
 
@@ -108,6 +109,25 @@ def book_planned(salon: dict, planned: Planned, *, call_id: str | None = None) -
     return appointment.id
 
 
+def move_booked(appointment_id: int, new_start: datetime) -> None:
+    """Move like `booking.manage.reschedule` does after its slot check: one guarded
+    move of the busy segments (same staff member), then `queue_sync` the reschedule."""
+    session = db.session
+    appointment = session.get(Appointment, appointment_id)
+    service = appointment.service
+    busy = as_booked_by(session, service, appointment.staff, busy_intervals(service, new_start))
+    moved = move_appointment(session, appointment_id, busy, starts_at=new_start,
+                             ends_at=new_start + timedelta(minutes=service.duration_minutes),
+                             request=SyncAction.RESCHEDULE)
+    queue_sync(moved, SyncAction.RESCHEDULE.value)
+
+
+def cancel_booked(appointment_id: int) -> None:
+    """Cancel the way the voice agent's `cancel_appointment` does (`booking.manage.cancel`)."""
+    appointment = db.session.get(Appointment, appointment_id)
+    assert cancel(db.session, appointment, utcnow(), reason="Kundin ist krank")
+
+
 # --- what Cal.com holds -----------------------------------------------------------------
 
 
@@ -172,5 +192,6 @@ def appointments(ids) -> list[Appointment]:
                                    .order_by(Appointment.id)))
 
 
-__all__ = ["Planned", "appointments", "book_planned", "check_synced_exactly_once", "duplicates_in_calcom",
-           "emulator_bookings", "live_by_segment", "make_salon", "plan_appointments", "working_days"]
+__all__ = ["Planned", "appointments", "book_planned", "cancel_booked", "check_synced_exactly_once",
+           "duplicates_in_calcom", "emulator_bookings", "live_by_segment", "make_salon", "move_booked",
+           "plan_appointments", "working_days"]

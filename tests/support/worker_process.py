@@ -96,7 +96,7 @@ class WorkerProcess:
             self._output.flush()
         return self.log_path.read_text()
 
-    def horse(self, *, stopped: bool = False, timeout: float = 60) -> int:
+    def horse(self, *, stopped: bool = False, timeout: float = 90) -> int:
         """The pid of the work horse running a job now (with `stopped`: one that has
         stopped itself at a crash point, see `tests/support/crashing_worker.py`)."""
 
@@ -140,8 +140,15 @@ class WorkerProcess:
         return self.process.returncode
 
     def kill(self) -> None:
+        """SIGKILL the worker and whatever it forked (a horse must not outlive a failed test)."""
         if self.process.poll() is None:
+            children = [pid for pid, _ in _children(self.pid)]
             self.process.send_signal(signal.SIGKILL)
+            for pid in children:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
         self.process.wait(timeout=30)
         if not self._output.closed:
             self._output.close()

@@ -122,6 +122,14 @@ def test_parse_request_reads_both_forms():
     assert unset.call_id is None
 
 
+def test_parse_request_drops_control_characters_everywhere():
+    raw = (b'{"name": "x", "call": {"call_id": "call\\u0000_1", "from_number": "+4915\\u001b1"}, '
+           b'"args": {"customer_name": "Eri\\u0000ka \\ud800", "nested": [{"k\\u0007": "v\\u009b"}]}}')
+    parsed = parse_request("start_booking", raw, {"X-Retell-To-Number": "+49\x7f30"})
+    assert parsed.call_id == "call_1" and parsed.from_number == "+49151" and parsed.to_number == "+4930"
+    assert parsed.args == {"customer_name": "Erika \ufffd", "nested": [{"k": "v"}]}
+
+
 @pytest.mark.parametrize("raw", [
     b"not json", b"[1, 2]", b'"text"', b"\xff\xfe", b'{"call": {}, "name": "x", "args": [1]}'])
 def test_malformed_bodies_are_400(world, voice, raw):
@@ -137,6 +145,12 @@ def test_unknown_function_is_404_json(world, voice):
     response = voice.post("book_everything", voice.body("book_everything", {}))
     assert response.status_code == 404
     assert response.get_json()["error_code"] == "unknown_function"
+
+
+def test_unknown_function_name_is_not_echoed_at_full_length(world, voice):
+    """The name came back whole (as repr: 4 characters per control character)."""
+    response = voice.post("x" + "%01" * 5000, voice.body("x", {}))
+    assert response.status_code == 404 and len(response.get_data()) < 1000
 
 
 def test_wrong_method_is_405_json(world, client):

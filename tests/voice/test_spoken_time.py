@@ -6,8 +6,8 @@ from datetime import date, datetime, time, timezone
 
 import pytest
 
-from booking.opening_hours import is_open, open_intervals, spoken_opening_hours
-from core.phones import country_code_of, to_e164
+from booking.phrases import opening_hours as spoken_opening_hours
+from booking.phrases import spoken_datetime
 from booking.spoken_time import (
     NonexistentTime,
     UnparseableDate,
@@ -18,8 +18,9 @@ from booking.spoken_time import (
     parse_clock,
     parse_date,
     parse_requested,
-    spoken_datetime,
 )
+from core.opening_hours import is_open, open_intervals
+from core.phones import country_code_of, to_e164
 
 BERLIN = "Europe/Berlin"
 UTC = timezone.utc

@@ -382,6 +382,19 @@ def test_anonymous_caller_must_give_a_number(world, voice):
     assert appointments()[0].customer.phone == "+49301234567"
 
 
+def test_control_characters_and_lone_surrogates_never_reach_the_database(world, voice):
+    """A NUL made PostgreSQL refuse the insert and a lone surrogate (valid JSON,
+    "\\ud800") could not be encoded: both were a 500. Such characters are dropped as the
+    request is read; a terminal escape does not end up in the customer's name either."""
+    body = voice("start_booking", dict(SLOT, customer_name="Erika\x00 Muster\x1b[31m\ud800",
+                                       notes="Bitte\x00 klingeln\nzweimal", customer_email="erika\x00@example.com"))
+    assert body["success"] is True, body
+    (appointment,) = appointments()
+    assert appointment.customer.name == "Erika Muster[31m\ufffd"
+    assert appointment.notes == "Bitte klingeln\nzweimal"
+    assert appointment.customer.email == "erika@example.com"
+
+
 def test_answers_stay_short(world, voice):
     body = voice("start_booking", dict(SLOT, customer_name="E" * 200))
     assert len(json.dumps(body, ensure_ascii=False)) < 15_000
