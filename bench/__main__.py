@@ -18,7 +18,6 @@ import logging
 import os
 import platform
 import sqlite3
-import subprocess
 import sys
 import time
 from datetime import datetime, timezone
