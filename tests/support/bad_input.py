@@ -25,9 +25,9 @@ from calcom.metadata import APPOINTMENT_KEY
 from calcom.webhooks import BOOKING_CANCELLED, BOOKING_CREATED, BOOKING_RESCHEDULED, PING, booking_payload
 from core.extensions import db
 from core.models import Appointment, AppointmentSegment, AuditEvent, Customer, SyncAttempt, WebhookDelivery
+from core.redis_client import get_redis
 from tests.factories import book
 from tests.voice.conftest import CALLER, berlin
-from core.redis_client import get_redis
 
 # --- how hard to try ---------------------------------------------------------------------
 # Default: few examples, the same ones every run (CI stays deterministic and fast).
