@@ -156,6 +156,7 @@ RAW_BODIES = st.one_of(
         b"", b"null", b"[]", b"42", b'"text"', b"{", b'{"args": {"service": "\xff\xfe"}}', b"\xef\xbb\xbf{}",
         b'{"args": NaN}', b'{"args": {"appointment_id": 1e999}}', b'{"args": {"appointment_id": -Infinity}}',
         b'{"call": {"call_id": "\\ud800"}, "args": {}, "name": "x"}', b'{"a":' * 500 + b"1" + b"}" * 500,
+        b'{"args": {"appointment_id": ' + b"9" * 5000 + b"}}",  # past Python's 4,300-digit int limit
     ]),
     JUNK.map(lambda value: json.dumps(value, allow_nan=True).encode()),
 )
