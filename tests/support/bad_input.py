@@ -157,6 +157,7 @@ RAW_BODIES = st.one_of(
         b'{"args": NaN}', b'{"args": {"appointment_id": 1e999}}', b'{"args": {"appointment_id": -Infinity}}',
         b'{"call": {"call_id": "\\ud800"}, "args": {}, "name": "x"}', b'{"a":' * 500 + b"1" + b"}" * 500,
         b'{"args": {"appointment_id": ' + b"9" * 5000 + b"}}",  # past Python's 4,300-digit int limit
+        b"[" * 20_000 + b"]" * 20_000,  # deeper than Python's recursion limit
     ]),
     JUNK.map(lambda value: json.dumps(value, allow_nan=True).encode()),
 )
