@@ -136,7 +136,7 @@ def parse_event(body: bytes) -> CalcomEvent:
     """Read a webhook body; MalformedWebhook says what is missing or wrong."""
     try:
         data = storable_json(json.loads(body))
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # not JSON (or UTF-8), or nested too deep to read
         raise MalformedWebhook("the body is not JSON") from None
     if not isinstance(data, dict):
         raise MalformedWebhook("the body must be a JSON object")

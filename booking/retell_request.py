@@ -60,7 +60,7 @@ def parse_request(function: str, raw_body: bytes, headers: Mapping[str, str]) ->
     """Build a `RetellRequest`, or raise `ProtocolError` (400) for a malformed body."""
     try:
         body = storable_json(json.loads(raw_body.decode("utf-8")))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):  # not UTF-8, not JSON, a number of over 4,300 digits, nested too deep
         raise ProtocolError(400, "invalid_json", "the request body must be a JSON object") from None
     if not isinstance(body, dict):
         raise ProtocolError(400, "invalid_json", "the request body must be a JSON object")

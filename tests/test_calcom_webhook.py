@@ -117,6 +117,7 @@ def test_unknown_trigger_is_acknowledged_and_ignored(client, world):
 @pytest.mark.parametrize("raw,message", [
     (b"{not json", "not JSON"),
     (b"[1, 2]", "JSON object"),
+    (b'{"payload": ' + b"[" * 5000 + b"]" * 5000 + b"}", "not JSON"),  # RecursionError: was a 500
     (b'{"payload": {}}', "triggerEvent is missing"),
     (b'{"triggerEvent": "BOOKING_CREATED"}', "needs a payload object"),
     (b'{"triggerEvent": "BOOKING_CREATED", "payload": {"startTime": "2026-12-08T09:00:00Z"}}', "payload.uid"),

@@ -25,9 +25,9 @@ from calcom.metadata import APPOINTMENT_KEY
 from calcom.webhooks import BOOKING_CANCELLED, BOOKING_CREATED, BOOKING_RESCHEDULED, PING, booking_payload
 from core.extensions import db
 from core.models import Appointment, AppointmentSegment, AuditEvent, Customer, SyncAttempt, WebhookDelivery
+from core.redis_client import get_redis
 from tests.factories import book
 from tests.voice.conftest import CALLER, berlin
-from core.redis_client import get_redis
 
 # --- how hard to try ---------------------------------------------------------------------
 # Default: few examples, the same ones every run (CI stays deterministic and fast).
@@ -156,6 +156,8 @@ RAW_BODIES = st.one_of(
         b"", b"null", b"[]", b"42", b'"text"', b"{", b'{"args": {"service": "\xff\xfe"}}', b"\xef\xbb\xbf{}",
         b'{"args": NaN}', b'{"args": {"appointment_id": 1e999}}', b'{"args": {"appointment_id": -Infinity}}',
         b'{"call": {"call_id": "\\ud800"}, "args": {}, "name": "x"}', b'{"a":' * 500 + b"1" + b"}" * 500,
+        b'{"args": {"appointment_id": ' + b"9" * 5000 + b"}}",  # past Python's 4,300-digit int limit
+        b"[" * 20_000 + b"]" * 20_000,  # deeper than Python's recursion limit
     ]),
     JUNK.map(lambda value: json.dumps(value, allow_nan=True).encode()),
 )

@@ -131,7 +131,10 @@ def test_parse_request_drops_control_characters_everywhere():
 
 
 @pytest.mark.parametrize("raw", [
-    b"not json", b"[1, 2]", b'"text"', b"\xff\xfe", b'{"call": {}, "name": "x", "args": [1]}'])
+    b"not json", b"[1, 2]", b'"text"', b"\xff\xfe", b'{"call": {}, "name": "x", "args": [1]}',
+    b'{"args": {"appointment_id": ' + b"9" * 5000 + b"}}",  # past Python's int digit limit: was a 500
+    b'{"args": ' + b"[" * 5000 + b"]" * 5000 + b"}",  # deeper than Python's recursion limit: was a 500
+])
 def test_malformed_bodies_are_400(world, voice, raw):
     response = voice.post("check_availability", raw)
     assert response.status_code == 400
