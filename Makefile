@@ -1,7 +1,7 @@
 # Two commands for a fresh machine with only Python 3.11+:
 #   make run   – install, migrate, seed the demo, start web + worker + scheduler
 #                (+ the local Cal.com emulator unless a real CALCOM_API_KEY is set)
-#   make test  – install, run the whole test suite
+#   make test  – install, run the test suite (`make test-slow`: the long reliability suites)
 # Without DATABASE_URL/REDIS_URL both use SQLite in instance/ and an embedded
 # Redis-compatible server installed from PyPI.
 
@@ -31,7 +31,7 @@ RUN_CALCOM_ENV :=
 RUN_CALCOM_NOTE := Cal.com: the real API with your CALCOM_API_KEY
 endif
 
-.PHONY: run test test-fast bench install install-dev clean
+.PHONY: run test test-slow test-all bench install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,23 +48,33 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt $(VENV)/.installed
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
+# The demo data and the demo login go only into a database without real companies:
+# with DATABASE_URL pointing at real data, `make run` starts the processes and
+# touches nothing (`seed-demo --if-empty` exits 1 there).
 run: install
 	$(BIN)/flask db upgrade
-	$(BIN)/flask seed-demo
-	$(BIN)/flask users create --email $(DEMO_EMAIL) --password $(DEMO_PASSWORD) --role admin --if-missing
-	@echo
-	@echo "  Slotguard: http://127.0.0.1:$(PORT)/dashboard/   login $(DEMO_EMAIL) / $(DEMO_PASSWORD)"
+	@if $(BIN)/flask seed-demo --if-empty; then \
+		$(BIN)/flask users create --email $(DEMO_EMAIL) --password $(DEMO_PASSWORD) --role admin --if-missing \
+		&& echo && echo "  Slotguard: http://127.0.0.1:$(PORT)/dashboard/   login $(DEMO_EMAIL) / $(DEMO_PASSWORD)"; \
+	else \
+		echo && echo "  Slotguard: http://127.0.0.1:$(PORT)/dashboard/   (your data: no demo data, no demo login)"; \
+	fi
 	@echo "  $(RUN_CALCOM_NOTE)"
 	@echo
 	PATH="$(CURDIR)/$(BIN):$$PATH" PORT=$(PORT) HOST=127.0.0.1 SECRET_KEY=$${SECRET_KEY:-$$($(BIN)/python -c 'import secrets; print(secrets.token_hex(32))')} \
 		$(RUN_CALCOM_ENV) \
 		$(BIN)/python -m core.embedded_redis -- $(BIN)/honcho start -f $(RUN_PROCFILE)
 
+# `make test` keeps to a few minutes: everything but the long reliability suites
+# (marked `slow`: contention, crash, Cal.com faults, Redis outage). CI runs both.
 test: install-dev
-	$(BIN)/pytest
-
-test-fast: install-dev
 	$(BIN)/pytest -m "not slow"
+
+test-slow: install-dev
+	$(BIN)/pytest -m slow
+
+test-all: install-dev
+	$(BIN)/pytest
 
 bench: install-dev
 	$(BIN)/python -m bench

@@ -34,6 +34,7 @@ from booking.spoken_time import (
 )
 from core.models import Branch, Service, Staff
 from core.phones import country_code_of, to_e164
+from core.types import is_valid_id
 
 MAX_NAME = 200
 MAX_NOTES = 1000
@@ -61,6 +62,8 @@ def text(args: Mapping[str, Any], *names: str, limit: int = MAX_TEXT) -> str | N
 
 
 def whole_number(args: Mapping[str, Any], name: str) -> int | None:
+    """An id the agent sent (`service_id`, `appointment_id`): a positive whole number an
+    id column can hold, as a number or as text."""
     value = args.get(name)
     if value is None or value == "":
         return None
@@ -70,7 +73,7 @@ def whole_number(args: Mapping[str, Any], name: str) -> int | None:
         number = int(str(value).strip())
     except ValueError:
         raise CallerError("invalid_argument", phrases.ARGUMENT_INVALID) from None
-    if number <= 0:
+    if not is_valid_id(number):
         raise CallerError("invalid_argument", phrases.ARGUMENT_INVALID)
     return number
 

@@ -36,7 +36,7 @@ from booking.sync_booking import CalendarFailed, CalendarRefused, create_in_calc
 from core.booking_guard import NewAppointment, SlotTaken, add_appointment, guarded_transaction
 from core.customers import find_or_create_customer
 from core.models import ACTIVE_STATUSES, Appointment, AppointmentSource, Service, SyncStatus
-from core.queues import enqueue_sync
+from core.queues import enqueue_sync_quietly
 
 logger = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ def _secure_slot(checker: Checker, request: BookingRequest) -> tuple[SlotOption,
             raise CallerError("lock_expired", phrases.LOCK_EXPIRED)
         return option, cells
 
-    if request.lock is None:
+    if request.lock is None and checker.holds is not None:  # without holds no lock key can exist
         logger.warning(
             "start_booking without lock_key (call %s): checking the slot now; configure the agent to call "
             "check_availability first and pass its lock_key",
@@ -196,10 +196,7 @@ def _release(checker: Checker, call_id: str, cells: list[str]) -> None:
 def queue_sync(appointment: Appointment, action: str) -> None:
     """Queue the Cal.com sync; if Redis is down the appointment stays pending and the
     sync sweeper picks it up, so the caller's booking stands either way."""
-    try:
-        enqueue_sync(appointment.id, action, appointment.sync_version)
-    except Exception:  # noqa: BLE001 - any queue failure must not undo a committed booking
-        logger.exception("could not queue %s sync of appointment %s; the sweeper will retry", action, appointment.id)
+    enqueue_sync_quietly(appointment.id, action, appointment.sync_version)
 
 
 def fresh_alternatives(checker: Checker, near: datetime) -> list[SlotOption]:

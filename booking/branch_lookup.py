@@ -26,6 +26,7 @@ from booking.errors import CallerError
 from booking.retell_request import RetellRequest
 from core.models import Branch
 from core.phones import to_e164
+from core.types import is_valid_id
 
 
 def call_branch(session: Session, retell_request: RetellRequest) -> Branch | None:
@@ -36,7 +37,7 @@ def call_branch(session: Session, retell_request: RetellRequest) -> Branch | Non
             branch_id = int(str(configured).strip())
         except ValueError:
             return None
-        return session.get(Branch, branch_id)
+        return session.get(Branch, branch_id) if is_valid_id(branch_id) else None
     number = to_e164(retell_request.to_number)
     if number is None:
         return None

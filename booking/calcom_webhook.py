@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, Flask, current_app, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from booking.reconcile_webhook import MalformedWebhook, handle_event, parse_event
 from calcom.webhooks import SIGNATURE_HEADER, verify_signature
@@ -36,6 +37,13 @@ def calcom_webhook():
         return jsonify(status="error", error=str(exc)), 400
     outcome = handle_event(db.session, event)
     return jsonify(outcome.to_json()), 200
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def on_too_large(_error):
+    """JSON like every other answer here, not Werkzeug's HTML page."""
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    return jsonify(status="error", error=f"request bodies are limited to {limit} bytes"), 413
 
 
 def init_app(app: Flask) -> None:

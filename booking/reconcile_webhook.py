@@ -62,7 +62,7 @@ from core.booking_guard import (
     request_sync,
 )
 from core.busy import busy_for
-from core.clock import to_local, utcnow
+from core.clock import format_span, utcnow
 from core.customers import find_or_create_customer
 from core.event_types import event_types_of_staff, owner_of_event_type
 from core.models import (
@@ -80,12 +80,14 @@ from core.models import (
     SyncStatus,
     WebhookDelivery,
 )
+from core.types import MAX_ID, is_valid_id
 
 log = logging.getLogger("booking.calcom_webhook")
 
 SOURCE = "calcom"
 ACTOR = "calcom-webhook"
 BOOKING_TRIGGERS = (BOOKING_CREATED, BOOKING_CANCELLED, BOOKING_RESCHEDULED)
+MAX_TRIGGER = 60
 
 
 class MalformedWebhook(ValueError):
@@ -141,11 +143,13 @@ def parse_event(body: bytes) -> CalcomEvent:
     trigger = data.get("triggerEvent")
     if not isinstance(trigger, str) or not trigger.strip():
         raise MalformedWebhook("triggerEvent is missing")
-    trigger = trigger.strip().upper()
+    # Cal.com's triggers are short words; clipping keeps an unknown one from being
+    # echoed back (or logged) at full length.
+    trigger = trigger.strip().upper()[:MAX_TRIGGER]
     payload = data.get("payload")
     uid = payload.get("uid") if isinstance(payload, dict) else None
     digest = hashlib.sha256(body).hexdigest()[:32]
-    key = f"{trigger[:60]}:{str(uid)[:100] if uid else '-'}:{digest}"
+    key = f"{trigger}:{str(uid)[:100] if uid else '-'}:{digest}"
     if trigger not in BOOKING_TRIGGERS:
         return CalcomEvent(trigger=trigger, key=key)
     if not isinstance(payload, dict):
@@ -202,9 +206,12 @@ def _int(value: Any, name: str) -> int | None:
     if isinstance(value, bool):
         raise MalformedWebhook(f"payload.{name} must be a number")
     try:
-        return int(value)
-    except (TypeError, ValueError):
+        number = int(value)
+    except (TypeError, ValueError, OverflowError):  # OverflowError: Infinity
         raise MalformedWebhook(f"payload.{name} must be a number") from None
+    if not is_valid_id(number):
+        raise MalformedWebhook(f"payload.{name} must be an id from 1 to {MAX_ID}")
+    return number
 
 
 def _attendee(data: dict, payload: dict) -> Attendee:
@@ -391,14 +398,12 @@ def _busy_for(session: Session, service: Service, staff: Staff, event: CalcomEve
 
 def _describe(appointment: Appointment) -> str:
     tz = appointment.branch.timezone
-    start, end = to_local(appointment.starts_at, tz), to_local(appointment.ends_at, tz)
-    return f"{start:%a %d.%m.%Y %H:%M}–{end:%H:%M} ({tz}) with {appointment.staff.name}"
+    return f"{format_span(appointment.starts_at, appointment.ends_at, tz, zone='name')} with {appointment.staff.name}"
 
 
 def _describe_event(event: CalcomEvent, tz: str) -> str:
-    start, end = to_local(event.start, tz), to_local(event.end, tz)
     who = event.attendees[0].name if event.attendees else "a customer"
-    return f"Cal.com booking {event.uid} for {who}, {start:%a %d.%m.%Y %H:%M}–{end:%H:%M} ({tz})"
+    return f"Cal.com booking {event.uid} for {who}, {format_span(event.start, event.end, tz, zone='name')}"
 
 
 # --- BOOKING_CREATED ---------------------------------------------------------------------------------
@@ -629,12 +634,9 @@ def _enqueue_after_commit(session: Session, appointment: Appointment) -> None:
     appointment_id, action, version = appointment.id, appointment.sync_action.value, appointment.sync_version
 
     def enqueue(_session):
-        try:
-            from core.queues import enqueue_sync
+        from core.queues import enqueue_sync_quietly
 
-            enqueue_sync(appointment_id, action, version)
-        except Exception as exc:  # the sweeper picks pending appointments up later
-            log.warning("could not enqueue sync of appointment %s: %s", appointment_id, exc)
+        enqueue_sync_quietly(appointment_id, action, version)
 
     sa_event.listen(real_session, "after_commit", enqueue, once=True)
 

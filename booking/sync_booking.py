@@ -25,13 +25,14 @@ import time
 from sqlalchemy.orm import Session
 
 from calcom.client import Attendee, get_client
-from calcom.errors import CalcomError, RetryableCalcomError, SlotUnavailable
+from calcom.errors import CalcomError
+from calcom.failures import SLOT_TAKEN, Failure, classify
 from calcom.metadata import booking_metadata
 from core.booking_guard import guarded_transaction, lock_appointment, release_appointment
 from core.clock import utcnow
 from core.event_types import event_types_of_segments
 from core.models import Appointment, ServiceKind, SyncAction, SyncAttempt, SyncOutcome, SyncStatus
-from core.queues import enqueue_sync
+from core.queues import enqueue_sync_quietly
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ def create_in_calcom_now(session: Session, appointment: Appointment) -> None:
     started_at, started = utcnow(), time.perf_counter()
     made: dict[int, tuple[str, int]] = {}  # segment id -> Cal.com booking (uid, id)
     error: CalcomError | None = None
+    failure: Failure | None = None
     try:
         for segment, event_type_id in zip(segments, event_type_ids):
             minutes = int((segment.ends_at - segment.starts_at).total_seconds() // 60)
@@ -72,17 +74,22 @@ def create_in_calcom_now(session: Session, appointment: Appointment) -> None:
             made[segment.id] = (booking.uid, booking.id)
     except CalcomError as exc:
         error = exc
+        failing_event_type = event_type_ids[len(made)] if len(made) < len(event_type_ids) else None
+        failure = classify(exc, doing=f"book appointment {appointment_id} in Cal.com while the caller waited",
+                           event_type_id=failing_event_type, segment_index=len(made) if composite else None)
     # Written under the lock every writer takes: a Cal.com webhook about these very
     # bookings may have arrived while we waited.
     with guarded_transaction(session):
         current = lock_appointment(session, appointment_id)
         _remember_bookings(current, made)
-        _record(session, current, started_at, started, SyncOutcome.FAILED if error else SyncOutcome.SUCCESS, error)
-        if error is None:
+        _record(session, current, started_at, started, SyncOutcome.FAILED if error else SyncOutcome.SUCCESS,
+                error, failure)
+        if failure is None:
             current.sync_status = SyncStatus.SYNCED
             current.synced_at = utcnow()
             return
-        maybe_created = bool(made) or isinstance(error, RetryableCalcomError)
+        # A timeout, 5xx, 429 or unreadable answer may have created it after all.
+        maybe_created = bool(made) or failure.retryable
         reason = "Cal.com did not accept the booking while the caller waited"
         if maybe_created:
             release_appointment(current, reason=reason, request=SyncAction.CANCEL)
@@ -91,15 +98,13 @@ def create_in_calcom_now(session: Session, appointment: Appointment) -> None:
             release_appointment(current, reason=reason, request=None)
             current.sync_status = SyncStatus.SYNCED
             current.synced_at = utcnow()
-    logger.warning("appointment %s: Cal.com create failed (%s); cancelled locally", appointment_id, error)
+    logger.warning("appointment %s: Cal.com create failed (%s: %s); cancelled locally", appointment_id,
+                   failure.code, failure.reason)
     if maybe_created:
-        try:
-            enqueue_sync(appointment_id, SyncAction.CANCEL.value, current.sync_version)
-        except Exception:  # noqa: BLE001 - the sweeper retries pending syncs
-            logger.exception("could not queue the Cal.com cancel of appointment %s", appointment_id)
-    if isinstance(error, SlotUnavailable):
-        raise CalendarRefused(str(error)) from error
-    raise CalendarFailed(str(error)) from error
+        enqueue_sync_quietly(appointment_id, SyncAction.CANCEL.value, current.sync_version)
+    if failure.kind == SLOT_TAKEN:
+        raise CalendarRefused(failure.reason) from error
+    raise CalendarFailed(failure.reason) from error
 
 
 def _remember_bookings(appointment: Appointment, made: dict[int, tuple[str, int]]) -> None:
@@ -112,13 +117,13 @@ def _remember_bookings(appointment: Appointment, made: dict[int, tuple[str, int]
 
 
 def _record(session: Session, appointment: Appointment, started_at, started: float, outcome: SyncOutcome,
-            error: CalcomError | None) -> None:
+            error: CalcomError | None, failure: Failure | None) -> None:
     now = utcnow()
     appointment.sync_attempts = (appointment.sync_attempts or 0) + 1
     appointment.last_sync_attempt_at = now
-    if error is not None:
-        appointment.sync_error_code = error.code or type(error).__name__
-        appointment.sync_error_message = error.message
+    if failure is not None:
+        appointment.sync_error_code = failure.code
+        appointment.sync_error_message = failure.reason
     session.add(
         SyncAttempt(
             appointment_id=appointment.id,
@@ -128,8 +133,8 @@ def _record(session: Session, appointment: Appointment, started_at, started: flo
             finished_at=now,
             outcome=outcome,
             http_status=error.status if error is not None else 201,
-            error_code=(error.code or type(error).__name__) if error is not None else None,
-            error_message=error.message if error is not None else None,
+            error_code=failure.code if failure is not None else None,
+            error_message=failure.reason if failure is not None else None,
             duration_ms=int((time.perf_counter() - started) * 1000),
         )
     )

@@ -24,7 +24,7 @@ from urllib.parse import quote
 import requests
 from flask import Flask, current_app
 
-from calcom import call_log
+from calcom import call_log, failures
 from calcom.errors import (
     CalcomRequestError,
     CalcomTimeout,
@@ -490,14 +490,18 @@ class CalcomClient:
         return CalcomRequestError(message, **fields)
 
 
+# The call log's outcome of an HTTP error answer, by its kind (`calcom.failures`).
+_CALL_LOG_OUTCOME = {
+    failures.RATE_LIMITED: call_log.RATE_LIMITED,
+    failures.RETRYABLE: call_log.SERVER_ERROR,
+    failures.MALFORMED: call_log.MALFORMED,
+    failures.SLOT_TAKEN: call_log.SLOT_UNAVAILABLE,
+    failures.PERMANENT: call_log.CLIENT_ERROR,
+}
+
+
 def _outcome_of(error: Exception) -> str:
-    if isinstance(error, RateLimited):
-        return call_log.RATE_LIMITED
-    if isinstance(error, CalcomUnavailable):
-        return call_log.SERVER_ERROR
-    if isinstance(error, SlotUnavailable):
-        return call_log.SLOT_UNAVAILABLE
-    return call_log.CLIENT_ERROR
+    return _CALL_LOG_OUTCOME[failures.kind_of(error)]
 
 
 def _error_fields(body: Any) -> tuple[str | None, str | None, Any]:

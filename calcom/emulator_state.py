@@ -1,8 +1,8 @@
 """The Cal.com emulator's world: event types, hosts with working hours, bookings.
 
 Plain Python, no HTTP: `CalcomState` answers slots and creates, lists, cancels and
-reschedules bookings with Cal.com's rules and error messages (see
-`/work/notes/calcom-api.md`). Refusals raise `ApiError(status, code, message)`, which
+reschedules bookings with Cal.com's rules and error messages (the wire format is
+`calcom/client.py`'s; README "The local Cal.com emulator"). Refusals raise `ApiError(status, code, message)`, which
 the HTTP layer (`calcom.emulator`) turns into Cal.com's error envelope. Every change
 returns the webhook events it caused; the HTTP layer sends them.
 

@@ -7,10 +7,11 @@ from typing import Any, Mapping
 
 from dotenv import load_dotenv
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.utils import import_string
 
 from core import database, logs, redis_client
-from core.config import Config
+from core.config import Config, production_problems
 from core.extensions import csrf, db, htmx, login_manager, migrate
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -38,6 +39,7 @@ def create_app(config: Mapping[str, Any] | object | None = None) -> Flask:
 
     _apply_defaults(app)
     _configure_logging(app)
+    _trust_proxies(app)
 
     db.init_app(app)
     database.configure_engine(app)
@@ -63,13 +65,22 @@ def _apply_defaults(app: Flask) -> None:
     if not app.config.get("SQLALCHEMY_DATABASE_URI"):
         app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite:///" + os.path.join(app.instance_path, "slotguard.db")
     if app.config["ENV"] == "production":
-        missing = [name for name in ("SECRET_KEY", "RETELL_API_KEY", "CALCOM_WEBHOOK_SECRET") if not app.config.get(name)]
-        if missing:
-            raise RuntimeError("SLOTGUARD_ENV=production needs: " + ", ".join(missing))
+        problems = production_problems(app.config)
+        if problems:
+            raise RuntimeError("SLOTGUARD_ENV=production refuses to start: " + "; ".join(problems))
     elif not app.config.get("SECRET_KEY"):
         # Random per run: sessions end with the process. `make run` exports one key
         # for all its processes; production must set SECRET_KEY (checked above).
         app.config["SECRET_KEY"] = os.urandom(32).hex()
+
+
+def _trust_proxies(app: Flask) -> None:
+    """Believe X-Forwarded-* from exactly TRUSTED_PROXY_COUNT proxies (0: none)."""
+    count = int(app.config.get("TRUSTED_PROXY_COUNT") or 0)
+    if count < 0:
+        raise RuntimeError("TRUSTED_PROXY_COUNT must not be negative")
+    if count:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count, x_port=count)
 
 
 def _configure_logging(app: Flask) -> None:

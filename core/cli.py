@@ -9,11 +9,12 @@ from __future__ import annotations
 import click
 from flask import Flask
 from flask.cli import AppGroup
+from sqlalchemy import func, select
 
 from core.accounts import AccountError, create_user, find_user
 from core.extensions import db
 from core.models import Company, Role
-from core.seed import seed_demo
+from core.seed import DEMO_SLUGS, seed_demo
 
 users_cli = AppGroup("users", help="Manage dashboard users.")
 appointments_cli = AppGroup("appointments", help="Inspect and repair appointments and their Cal.com sync.")
@@ -21,8 +22,17 @@ appointments_cli = AppGroup("appointments", help="Inspect and repair appointment
 
 @click.command("seed-demo")
 @click.option("--reset", is_flag=True, help="Remove the demo companies first and create them again.")
-def seed_demo_command(reset: bool) -> None:
+@click.option("--if-empty", is_flag=True,
+              help="Only into a database that holds no company but the demo ones (what `make run` uses): "
+                   "exit 1 and change nothing when it holds real data.")
+def seed_demo_command(reset: bool, if_empty: bool) -> None:
     """Create demo companies, staff, services and appointments (idempotent)."""
+    if if_empty:
+        others = db.session.scalar(select(func.count(Company.id)).where(Company.slug.not_in(DEMO_SLUGS)))
+        if others:
+            click.echo(f"The database holds {others} other compan{'y' if others == 1 else 'ies'}: not a demo "
+                       "database, so no demo data was added.", err=True)
+            raise click.exceptions.Exit(1)
     result = seed_demo(db.session, reset=reset)
     if result.created:
         click.echo(f"Created {result.companies} demo companies with {result.appointments} appointments.")

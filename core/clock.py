@@ -1,7 +1,8 @@
 """The one source of "now", and the one conversion between UTC and local time.
 
 Everything stored is UTC. Code asks `utcnow()` instead of `datetime.now()` so that
-tests can freeze and move time without sleeping (`frozen_at`, `advance`).
+tests can freeze and move time without sleeping (`frozen_at`, `advance`). A stored
+time becomes text for people through `format_local` / `format_span`.
 
 Local wall-clock time → UTC (`local_to_utc`) is strict about daylight saving time,
 the same for the voice agent, opening hours, the dashboard and the seed data:
@@ -81,6 +82,45 @@ def ensure_utc(moment: datetime) -> datetime:
 def to_local(moment: datetime, tz_name: str) -> datetime:
     """Show a stored UTC time in a branch's time zone."""
     return ensure_utc(moment).astimezone(ZoneInfo(tz_name))
+
+
+# How a person reads a moment: weekday, date, time (24 h), e.g. "Tue 08.12.2026 10:00".
+HUMAN_FORMAT = "%a %d.%m.%Y %H:%M"
+# How the zone is said after it: "CET" (`abbreviation`, what a wall clock shows),
+# "(Europe/Berlin)" (`name`, unambiguous in stored texts) or not at all (None).
+ZONE_STYLES = ("abbreviation", "name", None)
+
+
+def _zone_suffix(local: datetime, tz_name: str, zone: str | None) -> str:
+    if zone not in ZONE_STYLES:
+        raise ValueError(f"zone must be one of {ZONE_STYLES}, got {zone!r}")
+    if zone == "abbreviation":
+        return f" {local.tzname()}"
+    if zone == "name":
+        return f" ({tz_name})"
+    return ""
+
+
+def format_local(moment: datetime, tz_name: str, fmt: str = HUMAN_FORMAT, *, zone: str | None = "abbreviation") -> str:
+    """A stored UTC time as a person in `tz_name` reads it: "Tue 08.12.2026 10:00 CET".
+
+    The one place that turns a stored time into text for people: the dashboard, the
+    alert notifiers and the digest, and the reasons written for operators.
+    """
+    local = to_local(moment, tz_name)
+    return local.strftime(fmt) + _zone_suffix(local, tz_name, zone)
+
+
+def format_span(start: datetime, end: datetime, tz_name: str, fmt: str = HUMAN_FORMAT, *,
+                zone: str | None = "abbreviation") -> str:
+    """From `start` to `end` in `tz_name`: "Tue 08.12.2026 10:00–10:30 CET" on one day,
+    "Sun 06.12.2026 09:00 – Mon 07.12.2026 09:00 CET" across days."""
+    local_start, local_end = to_local(start, tz_name), to_local(end, tz_name)
+    if local_start.date() == local_end.date():
+        text = f"{local_start.strftime(fmt)}–{local_end:%H:%M}"
+    else:
+        text = f"{local_start.strftime(fmt)} – {local_end.strftime(fmt)}"
+    return text + _zone_suffix(local_end, tz_name, zone)
 
 
 class NonexistentLocalTime(ValueError):

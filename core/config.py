@@ -62,6 +62,28 @@ def normalise_database_url(url: str) -> str:
     return url
 
 
+# Placeholder keys that must never sign production sessions: the one in
+# `.env.example`, and what people type when they only want the app to start.
+DEVELOPMENT_SECRET_KEYS = frozenset({
+    "dev-only-change-me", "dev", "development", "secret", "changeme", "change-me",
+})
+MIN_SECRET_KEY_LENGTH = 24
+PRODUCTION_SECRETS = ("SECRET_KEY", "RETELL_API_KEY", "CALCOM_WEBHOOK_SECRET")
+
+
+def production_problems(config) -> list[str]:
+    """What keeps a production app from starting safely (empty: nothing)."""
+    problems = [f"{name} is not set" for name in PRODUCTION_SECRETS if not config.get(name)]
+    key = config.get("SECRET_KEY")
+    if key and (key in DEVELOPMENT_SECRET_KEYS or len(key) < MIN_SECRET_KEY_LENGTH):
+        problems.append(f"SECRET_KEY is a development key (a placeholder, or shorter than "
+                        f"{MIN_SECRET_KEY_LENGTH} characters); make one with "
+                        "`python -c 'import secrets; print(secrets.token_hex(32))'`")
+    if config.get("TRUSTED_PROXY_COUNT", 0) < 0:
+        problems.append("TRUSTED_PROXY_COUNT must not be negative")
+    return problems
+
+
 class Config:
     """Settings for one app instance, read when the instance is created."""
 
@@ -133,6 +155,13 @@ class Config:
         # The dashboard stays open all day and htmx keeps the token of the first page
         # load: let a CSRF token live as long as the session it is bound to.
         self.WTF_CSRF_TIME_LIMIT = None
+
+        # How many reverse proxies (load balancer, nginx) stand in front of the app and
+        # set X-Forwarded-For/-Proto/-Host: their values are trusted for that many hops
+        # (werkzeug's ProxyFix), so the client address (login throttling, /metrics
+        # networks) and https links are right. 0: no proxy, the headers are ignored
+        # (anyone could send them).
+        self.TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 
         # Voice requests are small; anything bigger is refused with 413 before parsing.
         self.MAX_CONTENT_LENGTH = env_int("MAX_CONTENT_LENGTH", 64 * 1024)

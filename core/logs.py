@@ -9,47 +9,21 @@
 `LOG_FORMAT=text` (the default in development) writes the same as a readable line.
 The ids come from `core.log_context`. `PiiMaskingFilter` sits on the handler, so no
 line leaves the process with a phone number (E.164-like, `+49 151 …`) or an e-mail
-address in it, whatever module wrote it — including exception texts.
+address in it, whatever module wrote it — including exception texts. The masks are
+`core.pii`'s, the same the dashboard shows viewers.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
 from datetime import datetime, timezone
 
 from core import log_context
+from core.pii import mask_text
 
 FORMATS = ("json", "text")
-
-# "+4915112345678", "+49 151 1234 5678", "+49-30-901820": a plus, then 7–15 digits
-# with the usual separators. Ids, counts and times have no leading plus.
-_PHONE = re.compile(r"(?<![\w+])\+\d(?:[ \-/.()]{0,2}\d){6,16}(?!\d)")
-_EMAIL = re.compile(r"(?<![\w.%+-])([A-Za-z0-9._%+-]+)@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)\.([A-Za-z]{2,24})\b")
-
-
-def _mask_phone(match: re.Match) -> str:
-    digits = re.sub(r"\D", "", match.group(0))
-    return f"+{digits[:2]}…{digits[-2:]}"
-
-
-def _mask_email(match: re.Match) -> str:
-    local, _domain, tld = match.groups()
-    return f"{local[:1]}…@…{'.' + tld}"
-
-
-def mask_pii(text: str) -> str:
-    """Mask phone numbers and e-mail addresses in a piece of text.
-
-    `+4915112345678` → `+49…78`, `erika@example.com` → `e…@….com`: enough to tell two
-    callers apart in one incident, not enough to call or write to them.
-    """
-    if not text:
-        return text
-    return _PHONE.sub(_mask_phone, _EMAIL.sub(_mask_email, text))
-
 
 class PiiMaskingFilter(logging.Filter):
     """Rewrites a record's message (and exception text) with personal data masked."""
@@ -61,13 +35,13 @@ class PiiMaskingFilter(logging.Filter):
             message = record.getMessage()
         except Exception:  # a broken format string: leave it to the handler to report
             return True
-        masked = mask_pii(message)
+        masked = mask_text(message)
         if masked != message or record.args:
             record.msg, record.args = masked, None
         if record.exc_info and not record.exc_text:
             record.exc_text = self._exception_formatter.formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = mask_pii(record.exc_text)
+            record.exc_text = mask_text(record.exc_text)
         return True
 
 
@@ -137,4 +111,4 @@ def configure(log_format: str, level: str, *, stream=None) -> logging.Handler:
     return handler
 
 
-__all__ = ["JsonFormatter", "PiiMaskingFilter", "TextFormatter", "configure", "make_handler", "mask_pii"]
+__all__ = ["JsonFormatter", "PiiMaskingFilter", "TextFormatter", "configure", "make_handler"]

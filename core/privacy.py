@@ -9,49 +9,50 @@
 * `export_customer(session, customer_id)` → a JSON-serialisable dict of the person
   and their appointments (`flask customers export`).
 * `erase_customer(session, customer_id, actor=…)`: the person is anonymised (name
-  replaced, phone and e-mail removed, notes of their appointments cleared); the
-  appointments stay, so the calendar, the sync history and the statistics stay
+  replaced, phone and e-mail removed, notes of their appointments cleared) and
+  every copy of their name, number and address is scrubbed from the texts it was
+  copied into (`scrub_copies`: sync errors and attempts, review and cancellation
+  reasons, audit notes and details, reconciliation findings, alert messages,
+  webhook results; the RQ job records of their appointments in Redis are deleted).
+  The appointments stay, so the calendar, the sync history and the statistics stay
   true. An audit event records that it happened (not what was erased).
+
+Recognising and masking personal data in text is `core.pii`'s job; this module
+decides who sees what and what an erase covers.
 """
 
 from __future__ import annotations
 
-import re
+import logging
 from typing import Any
 
 from flask import Flask
 from flask_login import current_user
-from sqlalchemy import select
+from sqlalchemy import Text, cast, or_, select
 from sqlalchemy.orm import Session
 
 from core.clock import utcnow
-from core.logs import mask_pii
-from core.models import Appointment, AuditEvent, Company, Customer, Role
+from core.models import (
+    AlertNotification,
+    Appointment,
+    AuditEvent,
+    Company,
+    Customer,
+    ReconciliationRun,
+    Role,
+    SyncAttempt,
+    WebhookDelivery,
+)
 from core.phones import to_e164
+from core.pii import Scrubber, mask_email, mask_phone, mask_text
+
+log = logging.getLogger("slotguard.privacy")
 
 ERASED_NAME = "Gelöschte Person"
 
 
 class PrivacyError(ValueError):
     """Bad input to export/erase (nothing was changed)."""
-
-
-def mask_phone(phone: str | None) -> str:
-    if not phone:
-        return ""
-    digits = re.sub(r"\D", "", phone)
-    if len(digits) < 5:
-        return "…"
-    return f"+{digits[:2]} …{digits[-2:]}" if phone.strip().startswith("+") else f"…{digits[-2:]}"
-
-
-def mask_email(email: str | None) -> str:
-    if not email:
-        return ""
-    local, at, domain = email.partition("@")
-    if not at:
-        return "…"
-    return f"{local[:1]}…@{domain}"
 
 
 def shows_contact(user=None) -> bool:
@@ -82,7 +83,7 @@ def masked_text_filter(text: str | None) -> str:
     are recognised in international format (`+49…`, how Slotguard stores them)."""
     if not text:
         return text or ""
-    return text if shows_contact() else mask_pii(text)
+    return text if shows_contact() else mask_text(text)
 
 
 def validate_phone(raw: str) -> str:
@@ -137,23 +138,98 @@ def export_customer(session: Session, customer: Customer) -> dict[str, Any]:
     }
 
 
+# The texts a customer's name, number or address can be copied into, per table.
+SCRUBBED_TEXT = {
+    Appointment: ("cancellation_reason", "sync_error_message", "manual_review_reason", "notes"),
+    SyncAttempt: ("error_message",),
+    AuditEvent: ("note",),
+    AlertNotification: ("message",),
+    WebhookDelivery: ("result",),
+}
+SCRUBBED_JSON = {
+    AuditEvent: ("details",),
+    ReconciliationRun: ("findings", "errors"),
+}
+
+
 def erase_customer(session: Session, customer: Customer, *, actor: str, note: str | None = None) -> int:
-    """Anonymise one customer; keep their appointments. Returns how many appointments
-    were kept. Committed. Erasing twice is harmless."""
+    """Anonymise one customer and scrub the copies of their data; keep their
+    appointments. Returns how many appointments were kept. Committed. Erasing twice
+    is harmless."""
     appointments = session.scalars(select(Appointment).where(Appointment.customer_id == customer.id)).all()
     had = {"name": customer.name != ERASED_NAME, "phone": customer.phone is not None,
            "email": customer.email is not None}
+    scrubber = Scrubber(name=customer.name, phone=customer.phone, email=customer.email, erased_name=ERASED_NAME)
     customer.name = ERASED_NAME
     customer.phone = None
     customer.email = None
     for appointment in appointments:
         appointment.notes = None  # free text a caller may have dictated
-    session.add(AuditEvent(actor=actor, action="customer_erased", note=note,
+    scrubbed = scrub_copies(session, scrubber)
+    session.add(AuditEvent(actor=actor, action="customer_erased", note=scrubber.text(note),
                            details={"customer_id": customer.id, "company_id": customer.company_id,
                                     "appointments_kept": len(appointments), "erased_fields": sorted(
-                                        k for k, v in had.items() if v) + ["appointment_notes"]}))
+                                        k for k, v in had.items() if v) + ["appointment_notes"],
+                                    "copies_scrubbed": scrubbed}))
     session.commit()
+    forget_job_records([a.id for a in appointments])
     return len(appointments)
+
+
+def scrub_copies(session: Session, scrubber: Scrubber) -> dict[str, int]:
+    """Replace the person's data in every text it may have been copied into (not
+    committed). Returns how many rows changed per table (tables without changes left out).
+
+    A SQL pre-filter finds the candidate rows (their name, address or the last digits
+    of their number appear in the text); `Scrubber` decides exactly what is theirs.
+    """
+    if not scrubber.has_anything:
+        return {}
+    changed: dict[str, int] = {}
+    needles = scrubber.needles()
+    for model in {*SCRUBBED_TEXT, *SCRUBBED_JSON}:
+        text_columns = SCRUBBED_TEXT.get(model, ())
+        json_columns = SCRUBBED_JSON.get(model, ())
+        conditions = [getattr(model, name).ilike(f"%{needle}%") for name in text_columns for needle in needles]
+        conditions += [cast(getattr(model, name), Text).ilike(f"%{needle}%") for name in json_columns
+                       for needle in needles]
+        for row in session.scalars(select(model).where(or_(*conditions))):
+            before = {name: getattr(row, name) for name in (*text_columns, *json_columns)}
+            for name in text_columns:
+                setattr(row, name, scrubber.text(before[name]))
+            for name in json_columns:
+                setattr(row, name, scrubber.value(before[name]))
+            if any(getattr(row, name) != value for name, value in before.items()):
+                changed[model.__tablename__] = changed.get(model.__tablename__, 0) + 1
+    return changed
+
+
+def forget_job_records(appointment_ids: list[int]) -> int:
+    """Delete the finished and failed sync job records of these appointments from
+    Redis: a failed job keeps its exception text, which may quote Cal.com's answer
+    about the attendee. Jobs still queued or running are left alone (they only carry
+    ids). A Redis outage is logged, never fatal: the database part is done."""
+    if not appointment_ids:
+        return 0
+    from core.queues import SYNC_QUEUE, get_queue  # the app's Redis; not needed for the rest
+
+    prefixes = tuple(f"sync-{appointment_id}-" for appointment_id in appointment_ids)
+    removed = 0
+    try:
+        queue = get_queue(SYNC_QUEUE)
+        for registry in (queue.finished_job_registry, queue.failed_job_registry):
+            for job_id in registry.get_job_ids(cleanup=False):
+                if job_id.startswith(prefixes):
+                    job = queue.fetch_job(job_id)
+                    if job is not None:
+                        job.delete()
+                    else:
+                        registry.remove(job_id)
+                    removed += 1
+    except Exception as exc:  # noqa: BLE001 - Redis down: the records expire with their TTL
+        log.warning("erase: sync job records of appointments %s not removed from Redis (%s); they expire "
+                    "with their TTL", appointment_ids, type(exc).__name__)
+    return removed
 
 
 def _iso(moment) -> str | None:
@@ -168,4 +244,4 @@ def init_app(app: Flask) -> None:
 
 
 __all__ = ["ERASED_NAME", "PrivacyError", "erase_customer", "export_customer", "find_customers", "mask_email",
-           "mask_phone", "shows_contact", "validate_phone"]
+           "mask_phone", "scrub_copies", "shows_contact", "validate_phone"]

@@ -7,6 +7,8 @@ worker process.
 
 from __future__ import annotations
 
+import logging
+
 from flask import Flask, current_app
 from rq import Queue
 
@@ -16,6 +18,8 @@ from core.redis_client import get_redis
 SYNC_QUEUE = "calcom-sync"
 DEFAULT_QUEUE = "default"
 SYNC_JOB = "workers.sync.sync_appointment"
+
+log = logging.getLogger("calcom.sync")
 
 
 def get_queue(name: str = DEFAULT_QUEUE, app: Flask | None = None) -> Queue:
@@ -54,4 +58,20 @@ def enqueue_sync(appointment_id: int, action: str, version: int, *, app: Flask |
     )
 
 
-__all__ = ["SYNC_QUEUE", "DEFAULT_QUEUE", "get_queue", "enqueue_sync", "sync_job_id"]
+def enqueue_sync_quietly(appointment_id: int, action: str, version: int, *, app: Flask | None = None) -> bool:
+    """Queue a sync after a commit, never failing the caller: True when queued.
+
+    The change is already committed (a caller's booking, an operator's retry), so a
+    queue failure (Redis down) must not turn it into an error. The appointment stays
+    `pending` and the sweeper (`workers.sweeper`) enqueues it once Redis is back.
+    """
+    try:
+        enqueue_sync(appointment_id, action, version, app=app)
+        return True
+    except Exception as exc:  # noqa: BLE001 - any queue failure; the sweeper is the fallback
+        log.warning("sync appointment=%s action=%s version=%s outcome=not_queued: %s: %s; "
+                    "it stays pending for the sweeper", appointment_id, action, version, type(exc).__name__, exc)
+        return False
+
+
+__all__ = ["SYNC_QUEUE", "DEFAULT_QUEUE", "get_queue", "enqueue_sync", "enqueue_sync_quietly", "sync_job_id"]

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from core.booking_guard import guarded_transaction, lock_appointments, request_sync
 from core.clock import utcnow
 from core.models import Appointment, AuditEvent, SyncStatus
-from core.queues import enqueue_sync
+from core.queues import enqueue_sync_quietly
 
 
 @dataclass(frozen=True)
@@ -52,9 +52,11 @@ def retry_sync(
             results.append(result)
             if result.ok:
                 to_enqueue.append(appointment)
-    # Enqueue after the commit, so a worker never reads the old state.
+    # Enqueue after the commit, so a worker never reads the old state. Redis down:
+    # the retry stands (pending), the sweeper enqueues it later.
     for appointment in to_enqueue:
-        enqueue_sync(appointment.id, appointment.sync_action.value, appointment.sync_version, app=current_app)
+        enqueue_sync_quietly(appointment.id, appointment.sync_action.value, appointment.sync_version,
+                             app=current_app)
     return results
 
 

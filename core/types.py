@@ -37,3 +37,15 @@ class UTCDateTime(TypeDecorator):
         if value is None:
             return None
         return ensure_utc(value)
+
+
+# Every id column (primary keys, foreign keys, Cal.com ids) is an INTEGER: 32-bit signed
+# on PostgreSQL. A number outside 1 … MAX_ID names no row and cannot even be sent as a
+# query parameter (PostgreSQL: "integer out of range"; SQLite overflows past 2**63), so
+# outside input is checked against this bound before it reaches a query.
+MAX_ID = 2**31 - 1
+
+
+def is_valid_id(number: int) -> bool:
+    """True for a whole number an id column can hold (1 … MAX_ID)."""
+    return 0 < number <= MAX_ID

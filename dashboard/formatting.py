@@ -12,18 +12,17 @@ from datetime import datetime, timedelta
 from flask import Flask, current_app
 from markupsafe import Markup, escape
 
-from core.clock import ensure_utc, to_local, utcnow
+from core.clock import HUMAN_FORMAT, ensure_utc, format_local, utcnow
 from dashboard import bp
 from dashboard.appointment_queries import AgeLimits
 
 
-def local_time(moment: datetime | str | None, tz_name: str | None = None, fmt: str = "%a %d.%m.%Y %H:%M") -> str:
+def local_time(moment: datetime | str | None, tz_name: str | None = None, fmt: str = HUMAN_FORMAT) -> str:
     if moment is None:
         return "—"
     if isinstance(moment, str):
         moment = datetime.fromisoformat(moment)
-    local = to_local(moment, tz_name or current_app.config["TZ_DEFAULT"])
-    return f"{local.strftime(fmt)} {local.tzname()}"
+    return format_local(moment, tz_name or current_app.config["TZ_DEFAULT"], fmt)
 
 
 def age(moment: datetime | None) -> str:

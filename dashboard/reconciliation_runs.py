@@ -38,7 +38,7 @@ HANDLING_LABELS = {
     "would_flag": "would be flagged (dry run)",
     "changed_meanwhile": "skipped: the appointment changed meanwhile",
 }
-STATUS_LABELS = {"running": "Running", "ok": "Finished", "errors": "Finished with errors"}
+STATUS_LABELS = {"running": "Running", "ok": "Finished", "errors": "Finished with errors", "failed": "Failed"}
 RECENT_RUNS = 20
 CHART_NIGHTS = 30
 # The run is nightly: without a finished one for a day and a half, something is wrong.

@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.clock import to_local
+from core.clock import format_local
 from core.models import Appointment, Branch, Company, Customer
 
 
@@ -21,7 +21,7 @@ class AppointmentLine:
     id: int
     company: str
     customer: str
-    starts_at: datetime  # in the branch's time zone
+    starts_at: datetime  # UTC, as stored
     timezone: str
     sync_status: str
     sync_action: str
@@ -30,8 +30,7 @@ class AppointmentLine:
     review_reason: str | None
 
     def render(self) -> str:
-        when = self.starts_at.strftime("%a %d.%m.%Y %H:%M")
-        parts = [f"#{self.id}", self.company, self.customer, f"{when} {self.timezone}",
+        parts = [f"#{self.id}", self.company, self.customer, format_local(self.starts_at, self.timezone),
                  f"{self.sync_status}/{self.sync_action}", f"attempts {self.attempts}"]
         if self.error:
             parts.append(f"error {self.error}")
@@ -57,7 +56,7 @@ def _line(row) -> AppointmentLine:
     if code or message:
         text = (message or "").strip().replace("\n", " ")
         error = f"{code or 'error'}: {text[:160]}" if text else code
-    return AppointmentLine(appointment_id, company, customer, to_local(starts_at, tz), tz, status.value,
+    return AppointmentLine(appointment_id, company, customer, starts_at, tz, status.value,
                            action.value, attempts, error, reason)
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from core.clock import ensure_utc, utcnow
+from core.clock import ensure_utc, format_span, utcnow
 from monitoring.alerting import open_alerts
 from monitoring.breakdown import needing_review
 from monitoring.metrics import collect_sync_metrics
@@ -48,7 +48,7 @@ def build_daily_digest(session: Session, metrics: dict[str, Any], settings: Moni
     since = now - timedelta(hours=24)
     subject = (f"[Slotguard] Daily sync digest {now:%Y-%m-%d}: {overall['health']}, "
                f"{overall['manual_review']} to review, success {_percent(overall['success_rate_24h'])}")
-    out = [f"Slotguard sync digest, {since:%Y-%m-%d %H:%M} – {now:%Y-%m-%d %H:%M} UTC", ""]
+    out = [f"Slotguard sync digest, {format_span(since, now, settings.tz_default)}", ""]
     out += [f"All companies: {overall['health'].upper()}"] + ["  " + line for line in scope_lines(overall)]
     api = overall.get("calcom_api")
     if api and api.get("calls"):

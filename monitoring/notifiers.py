@@ -30,6 +30,7 @@ from urllib.parse import urlencode, urlsplit
 
 import requests
 
+from core.clock import format_local
 from monitoring.settings import MonitoringSettings, severity_rank
 
 log = logging.getLogger("calcom")
@@ -173,10 +174,12 @@ class SlackNotifier(Notifier):
 
     EMOJI = {"critical": ":red_circle:", "warning": ":large_orange_circle:", RESOLVE: ":white_check_mark:"}
 
-    def __init__(self, webhook_url: str, *, timeout: float, min_severity: str = "warning") -> None:
+    def __init__(self, webhook_url: str, *, timeout: float, min_severity: str = "warning",
+                 tz_name: str = "Europe/Berlin") -> None:
         super().__init__(min_severity)
         self._webhook_url = webhook_url
         self.timeout = timeout
+        self.tz_name = tz_name
 
     def payload(self, events: list[AlertEvent]) -> dict:
         open_count = sum(1 for e in events if e.action != RESOLVE)
@@ -198,7 +201,7 @@ class SlackNotifier(Notifier):
                                         "url": event.dashboard_url}
             blocks.append(section)
         blocks.append({"type": "context", "elements": [
-            {"type": "mrkdwn", "text": f"Slotguard · {events[0].at.isoformat(timespec='seconds')}"}]})
+            {"type": "mrkdwn", "text": f"Slotguard · {format_local(events[0].at, self.tz_name)}"}]})
         # `text` is the notification fallback when blocks cannot be shown.
         fallback = "; ".join(f"{e.label} {e.headline}" for e in events)
         return {"text": fallback[:3000], "blocks": blocks}
@@ -234,7 +237,7 @@ class EmailNotifier(Notifier):
                 if event.dashboard_url:
                     body.append(f"  Open: {event.dashboard_url}")
             body.append("")
-        body.append(f"Generated {lead.at.isoformat(timespec='seconds')} by Slotguard.")
+        body.append(f"Generated {format_local(lead.at, self.settings.tz_default)} by Slotguard.")
         self.send_message(subject, "\n".join(body))
 
     def send_message(self, subject: str, text: str) -> None:
@@ -316,7 +319,7 @@ def build_notifiers(settings: MonitoringSettings) -> list[Notifier]:
     notifiers: list[Notifier] = [LogNotifier("warning")]
     if settings.slack_webhook_url:
         notifiers.append(SlackNotifier(settings.slack_webhook_url, timeout=settings.notify_timeout_seconds,
-                                       min_severity=settings.slack_min_severity))
+                                       min_severity=settings.slack_min_severity, tz_name=settings.tz_default))
     if settings.smtp_host and settings.alert_email_to:
         notifiers.append(EmailNotifier(settings))
     if settings.pagerduty_routing_key:

@@ -44,6 +44,8 @@ class MonitoringSettings:
     reconcile_drift_alert_threshold: int = 0
 
     public_base_url: str | None = None
+    # The business time zone (TZ_DEFAULT): times in notifications and the digest are said in it.
+    tz_default: str = "Europe/Berlin"
     notify_timeout_seconds: int = 10
     slack_webhook_url: str | None = None
     slack_min_severity: str = "warning"

@@ -131,6 +131,39 @@ def test_malformed_bodies_are_400_with_a_message(client, world, raw, message):
     assert count(Appointment) == 0 and count(WebhookDelivery) == 0
 
 
+@pytest.mark.parametrize("field,value", [
+    ("bookingId", 2**31), ("bookingId", 2**70), ("eventTypeId", -1), ("rescheduleId", 10**30),
+    ("bookingId", float("inf")), ("eventTypeId", float("nan")),
+])
+def test_ids_no_id_column_can_hold_are_400_not_500(client, world, field, value):
+    """A Cal.com id beyond PostgreSQL's INTEGER failed in the database with a 500 (and
+    Infinity in int()); now the delivery is refused with the reason, nothing stored."""
+    data = payload(BOOKING_CREATED)
+    data["payload"][field] = value
+    response = deliver(client, None, raw=json.dumps(data).encode())
+    assert response.status_code == 400 and f"payload.{field}" in response.json["error"]
+    assert count(Appointment) == 0 and count(WebhookDelivery) == 0
+
+
+def test_an_unknown_trigger_is_not_echoed_back_at_full_length(client, world):
+    """A 50,000-character trigger came back whole in the answer (and the log)."""
+    response = deliver(client, {"triggerEvent": "X" * 50_000, "payload": {}})
+    assert response.status_code == 200 and response.json["result"] == "ignored"
+    assert len(response.get_data()) < 300
+    assert count(WebhookDelivery) == 0
+
+
+def test_a_body_over_the_limit_is_413_json_and_stores_nothing(client, world, app):
+    """Werkzeug's HTML 413 page used to answer; Cal.com logs the body it gets back."""
+    data = payload(BOOKING_CREATED)
+    data["payload"]["description"] = "x" * app.config["MAX_CONTENT_LENGTH"]
+    response = deliver(client, data)
+    assert response.status_code == 413 and response.is_json
+    assert response.json == {"status": "error",
+                             "error": f"request bodies are limited to {app.config['MAX_CONTENT_LENGTH']} bytes"}
+    assert count(Appointment) == 0 and count(WebhookDelivery) == 0
+
+
 # --- BOOKING_CREATED ---------------------------------------------------------------------------------
 
 

@@ -227,7 +227,7 @@ def test_session_cookie_is_httponly_and_samesite_lax(client):
 
 def test_production_session_cookie_is_secure(monkeypatch, base_config):
     monkeypatch.setenv("SLOTGUARD_ENV", "production")
-    app = create_app(base_config)
+    app = create_app({**base_config, "SECRET_KEY": "a-production-strength-session-key-0123456789"})
     assert app.config["SESSION_COOKIE_SECURE"] is True
     assert app.config["REMEMBER_COOKIE_SECURE"] is True
     assert app.config["SESSION_COOKIE_HTTPONLY"] is True

@@ -53,3 +53,21 @@ def test_ids_must_be_positive_whole_numbers(app, runner):
         result = runner.invoke(args=["appointments", "retry-sync", *bad])
         assert result.exit_code == 2, (bad, result.output)
     assert "Missing argument" in runner.invoke(args=["appointments", "retry-sync"]).output
+
+
+def test_a_retry_stands_when_redis_is_down_and_waits_for_the_sweeper(app, runner, caplog):
+    """M2: the retry is committed; a queue failure leaves it pending instead of an error."""
+    import redis as redis_lib
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    appointment = failed_appointment(make_world())
+    app.extensions["redis"] = redis_lib.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2,
+                                              retry=Retry(NoBackoff(), 0))
+
+    result = runner.invoke(args=["appointments", "retry-sync", str(appointment.id)])
+
+    assert result.exit_code == 0, result.output
+    db.session.expire_all()
+    assert db.session.get(Appointment, appointment.id).sync_status == SyncStatus.PENDING
+    assert "outcome=not_queued" in caplog.text and "stays pending for the sweeper" in caplog.text

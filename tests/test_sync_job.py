@@ -691,3 +691,39 @@ def test_manual_retry_after_the_operator_fixed_calcom(app, solo_world, calcom):
     assert result.ok and appointment.sync_status == SyncStatus.SYNCED and not appointment.requires_manual_review
     assert len(bookings_of(calcom, appointment.id)) == 1
     assert [a.outcome for a in attempts(appointment.id)] == [SyncOutcome.FAILED, SyncOutcome.SUCCESS]
+
+
+def test_a_composite_whose_last_attempt_fails_transiently_is_flagged_as_retries_exhausted(
+        app, world, calcom, clock, monkeypatch):
+    """Found by the Cal.com faults suite: the last attempt books segment 1, segment 2 meets
+    a 503. The partial booking is rolled back, and the appointment goes to manual review
+    like any sync whose attempts ran out — `retries_exhausted`, "Gave up after …" — not
+    as if Cal.com had refused it."""
+    app.config["SYNC_MAX_ATTEMPTS"] = 2
+    calcom.set_faults({"rules": [{"kind": "error", "endpoint": "create", "times": 1}]})
+    create = CalcomClient.create_booking
+
+    def create_then_calcom_fails(client, *args, **kwargs):
+        booking = create(client, *args, **kwargs)
+        calcom.set_faults({"rules": [{"kind": "error", "endpoint": "create"}]})  # every later create: 503
+        return booking
+
+    monkeypatch.setattr(CalcomClient, "create_booking", create_then_calcom_fails)
+    appointment = request_sync_job(composite(app, world))
+    run_sync_jobs(app)
+    assert reload(appointment.id).sync_status == SyncStatus.PENDING
+
+    run_due_retries(app, clock, timedelta(minutes=5))
+
+    appointment = reload(appointment.id)
+    assert appointment.sync_status == SyncStatus.FAILED and appointment.requires_manual_review
+    assert appointment.sync_error_code == "retries_exhausted"
+    reason = appointment.manual_review_reason
+    assert reason.startswith("Gave up after 2 attempts")
+    assert "segment 2 of 2 (Auswaschen, 11:10–11:40)" in reason and "(HTTP 503" in reason
+    assert "The other segments' bookings were cancelled in Cal.com" in reason
+    assert bookings_of(calcom, appointment.id) == [] and scheduled_job_ids(app) == []
+    assert [a.outcome for a in attempts(appointment.id)] == [SyncOutcome.RETRY, SyncOutcome.FAILED]
+    audit = db.session.scalar(select(AuditEvent).where(AuditEvent.appointment_id == appointment.id))
+    assert (audit.action, audit.details["code"], audit.details["cause"]) == ("sync_failed", "retries_exhausted",
+                                                                            "http_503")

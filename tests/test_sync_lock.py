@@ -81,3 +81,31 @@ def test_a_lock_left_by_an_earlier_run_of_the_same_job_is_taken_over(app):
 def test_a_lock_whose_job_is_gone_from_redis_is_taken_over(app):
     assert make_lock(app, "job-vanished").acquire()
     assert make_lock(app, "job-new").acquire()
+
+
+def test_the_lock_is_redis_pys_lock_with_the_jobs_token(app):
+    """D9: no hand-written lock scripts; the token in Redis names the holding job."""
+    import workers.sync_lock as module
+    from redis.lock import Lock
+
+    lock = make_lock(app, "job-a", ttl=30)
+    assert isinstance(lock._lock, Lock)
+    assert not any(name.startswith("_") and isinstance(value, str) and "redis.call" in value
+                   for name, value in vars(module).items())
+    assert lock.acquire()
+    assert get_redis(app).get(lock_key(7)).decode() == lock.value and lock.value.startswith("job-a|")
+    get_redis(app).pexpire(lock_key(7), 1000)
+    assert lock.extend()
+    assert get_redis(app).pttl(lock_key(7)) > 1000  # renewed to the full TTL
+
+
+def test_a_holder_whose_lock_expired_and_was_retaken_neither_extends_nor_releases_it(app):
+    enqueue_job(app, "job-b", JobStatus.STARTED)
+    first = make_lock(app, "job-a")
+    assert first.acquire()
+    get_redis(app).delete(lock_key(7))  # the TTL ran out while job-a was stuck
+    second = make_lock(app, "job-b")
+    assert second.acquire()
+    assert not first.extend()
+    first.release()
+    assert get_redis(app).get(lock_key(7)).decode() == second.value

@@ -41,10 +41,11 @@ from sqlalchemy.orm import Session
 
 from calcom.client import Booking, CalcomClient, get_client
 from calcom.errors import CalcomError, CalcomRequestError, RateLimited
+from calcom.failures import classify
 from calcom.metadata import appointment_id_from, segment_from
 from calcom.rate_budget import RateBudget
 from core.booking_guard import MAX_SEGMENT, guarded_transaction, lock_appointment, request_sync
-from core.clock import UTC, ensure_utc, to_local, utcnow
+from core.clock import UTC, ensure_utc, format_span, utcnow
 from core.event_types import staff_event_type_mappings
 from core.extensions import db
 from core.models import (
@@ -60,7 +61,7 @@ from core.models import (
     SyncStatus,
 )
 from core.prom import RECONCILE_DRIFT, RECONCILE_RUNS
-from core.queues import enqueue_sync
+from core.queues import enqueue_sync_quietly
 from core.redis_client import get_redis
 from monitoring import drift
 from workers.sync_calcom import MAX_RESCHEDULE_HOPS, is_live
@@ -161,8 +162,32 @@ def reconcile(
     run_id = run.id
     log.info("reconcile run=%s from=%s to=%s dry_run=%s: started", run_id, start.isoformat(), end.isoformat(),
              dry_run)
+    try:
+        return _run(session, run_id, start, end, dry_run=dry_run, lister=_Lister(client, budget), app=app)
+    except BaseException as exc:  # a crash (or RQ's job timeout) must not leave the run "running"
+        _record_crash(session, run_id, exc, dry_run)
+        raise
 
-    lister = _Lister(client, budget)
+
+def _record_crash(session: Session, run_id: int, exc: BaseException, dry_run: bool) -> None:
+    """Mark a run that died half-way as failed, with what killed it."""
+    try:
+        session.rollback()
+        run = session.get(ReconciliationRun, run_id)
+        run.finished_at = utcnow()
+        run.status = "failed"
+        run.errors = list(run.errors or []) + [f"the run stopped: {type(exc).__name__}: {exc}"[:500]]
+        session.commit()
+    except Exception:  # the database itself may be what failed
+        session.rollback()
+        log.exception("reconcile run=%s: could not record the failure", run_id)
+    RECONCILE_RUNS.labels("failed", "dry_run" if dry_run else "apply").inc()
+    log.error("reconcile run=%s status=failed: %s: %s", run_id, type(exc).__name__, exc)
+
+
+def _run(session: Session, run_id: int, start: datetime, end: datetime, *, dry_run: bool, lister: "_Lister",
+         app) -> ReconciliationRun:
+    """The comparison and the repairs of one recorded run; finishes the run's row."""
     errors: list[str] = []
     findings: list[Finding] = []
     bookings_seen = segments_seen = 0
@@ -172,8 +197,11 @@ def reconcile(
             bookings = lister.bookings(event_type_id, start, end)
         except (CalcomError, TimeoutError) as exc:
             # Without the complete list every segment would look missing: skip this type.
-            errors.append(f"event type {event_type_id}: could not list Cal.com bookings ({exc})")
-            log.warning("reconcile run=%s event_type=%s: listing failed: %s", run_id, event_type_id, exc)
+            failure = classify(exc, doing=f"list the Cal.com bookings of event type {event_type_id}",
+                               event_type_id=event_type_id)
+            errors.append(failure.reason)
+            log.warning("reconcile run=%s event_type=%s code=%s: %s", run_id, event_type_id, failure.code,
+                        failure.reason)
             continue
         comparison = _compare(session, event_type_id, bookings, start, end, lister)
         session.rollback()  # end the read transaction before any write
@@ -199,7 +227,7 @@ def reconcile(
         if queued:
             to_enqueue.append(queued)
     for appointment_id, action, version in to_enqueue:  # after the commits: jobs read what we wrote
-        enqueue_sync(appointment_id, action, version, app=app)
+        enqueue_sync_quietly(appointment_id, action, version, app=app)
 
     run = session.get(ReconciliationRun, run_id)
     counts = Counter(f.kind for f in findings)
@@ -372,7 +400,8 @@ def _compare(session: Session, event_type_id: int, bookings: list[Booking], star
             if booking is not None:
                 booking = lister.follow(booking)  # moved in Cal.com: to where?
         except (CalcomError, TimeoutError) as exc:
-            result.errors.append(f"appointment {appointment.id}: could not read Cal.com booking {uid} ({exc})")
+            result.errors.append(classify(exc, doing=f"read Cal.com booking {uid} of appointment {appointment.id}",
+                                          event_type_id=event_type_id).reason)
             continue
         finding = _missing_or_elsewhere(segment, appointment, booking)
         if finding is not None:
@@ -618,8 +647,7 @@ def _tz(appointment: Appointment | None) -> str:
 
 
 def _span(start: datetime, end: datetime, tz: str) -> str:
-    local_start, local_end = to_local(start, tz), to_local(end, tz)
-    return f"{local_start:%a %d.%m.%Y %H:%M}–{local_end:%H:%M}"
+    return format_span(start, end, tz, zone=None)
 
 
 def _booking_text(booking: Booking, appointment: Appointment | None = None) -> str:

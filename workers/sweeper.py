@@ -31,7 +31,7 @@ from core.booking_guard import guarded_transaction
 from core.clock import utcnow
 from core.extensions import db
 from core.models import Appointment, AuditEvent, SyncStatus
-from core.queues import SYNC_QUEUE, enqueue_sync, get_queue, sync_job_id
+from core.queues import SYNC_QUEUE, enqueue_sync_quietly, get_queue, sync_job_id
 from workers.sync_queue import retry_job_id
 
 log = logging.getLogger("calcom.sweeper")
@@ -91,7 +91,8 @@ def sweep_stale_pending() -> dict:
         job_id = sync_job_id(appointment_id, version)
         if job_id in failed:
             failed.remove(job_id)  # it is about to run again; keep the registry honest
-        enqueue_sync(appointment_id, action, version, app=current_app._get_current_object())
+        if not enqueue_sync_quietly(appointment_id, action, version, app=current_app._get_current_object()):
+            continue  # still pending: the next sweep tries again
         log.warning("sweeper appointment=%s action=%s version=%s outcome=requeued: pending with no job in flight",
                     appointment_id, action, version)
     if to_enqueue or in_flight:

@@ -25,7 +25,7 @@ from calcom.client import Booking, CalcomClient
 from calcom.errors import CalcomError, CalcomRequestError, SlotUnavailable
 from calcom.metadata import appointment_id_from, booking_metadata, rollback_reason, segment_from
 from core.models import SyncAction
-from workers.sync_failures import Failure, classify
+from calcom.failures import Failure, classify
 from workers.sync_records import CalcomOutcome, SyncPlan, Target
 
 log = logging.getLogger("calcom.sync")
@@ -220,7 +220,11 @@ class CalcomSync:
             tail = f" The other segments' bookings were cancelled in Cal.com ({', '.join(sorted(cancelled))})."
         else:
             tail = " No other segment had been booked."
-        outcome.failure = Failure(failure.code, failure.reason + tail, False, failure.http_status,
+        # No retry follows a rollback. A transient failure only gets here on the last
+        # attempt, and stays retryable so the result says so: `retries_exhausted`,
+        # "Gave up after n attempts", like any sync whose attempts ran out.
+        still_retryable = failure.retryable and self.plan.is_last_attempt
+        outcome.failure = Failure(failure.code, failure.reason + tail, still_retryable, failure.http_status,
                                   failure.retry_after, failure.segment_index)
         return outcome
 

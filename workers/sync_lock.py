@@ -7,78 +7,64 @@ locked only for the two short transactions around the calls (read and claim the
 attempt; write the result, re-checking the version), and this lock spans the calls.
 It works the same on SQLite and PostgreSQL.
 
-The value names the RQ job holding it (`<job id>|<random token>`). Only the holder
-releases or extends it (compare-and-delete in Lua, like the slot holds). Its TTL is
-short and renewed before every Cal.com call, so a worker that dies frees it soon; and
-a lock whose holder job is visibly no longer running (RQ marked it failed, abandoned
-or finished, or it is the same job being run again after a crash) is taken over at
-once instead of waiting for the TTL.
+The lock is redis-py's `Lock` (SET NX PX with a token; release and renewal compare
+the token in redis-py's own Lua scripts), non-blocking and not thread-local: the
+job that takes it releases it. Our one addition: the token names the RQ job holding
+it (`<job id>|<random>`), so a lock whose holder job is visibly no longer running
+(RQ marked it failed, abandoned or finished, or it is the same job being run again
+after a crash) is taken over at once instead of waiting for the TTL. Its TTL is
+short and renewed before every Cal.com call, so a worker that dies frees it soon.
 """
 
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
 
 import redis
+from redis.exceptions import LockError
+from redis.lock import Lock
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
 KEY_PREFIX = "slotguard:sync-lock:"
-
-# KEYS[1] = lock key, ARGV[1] = our value: delete only if we still hold it.
-_RELEASE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
-return 0
-"""
-# ARGV[2] = ttl in ms: renew only if we still hold it.
-_EXTEND = """
-if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end
-return 0
-"""
-# ARGV[1] = the dead holder's value, ARGV[2] = ours, ARGV[3] = ttl: replace only that holder.
-_TAKE_OVER = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-  redis.call('set', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1
-end
-return 0
-"""
 
 
 def lock_key(appointment_id: int) -> str:
     return f"{KEY_PREFIX}{int(appointment_id)}"
 
 
-@dataclass
 class SyncLock:
-    connection: redis.Redis
-    appointment_id: int
-    job_id: str
-    ttl_seconds: float
+    """The lock on one appointment, taken on behalf of one RQ job (`job_id`, or "-"
+    for an inline run, which only the TTL frees)."""
 
-    def __post_init__(self) -> None:
-        self.value = f"{self.job_id}|{secrets.token_hex(8)}"
-        self.key = lock_key(self.appointment_id)
+    def __init__(self, connection: redis.Redis, appointment_id: int, job_id: str, ttl_seconds: float) -> None:
+        self.connection = connection
+        self.appointment_id = appointment_id
+        self.job_id = job_id
+        self.value = f"{job_id}|{secrets.token_hex(8)}"
+        self.key = lock_key(appointment_id)
         self.held = False
+        self._lock = self._lock_with_token(self.value, max(0.001, float(ttl_seconds)))
 
-    @property
-    def _ttl_ms(self) -> int:
-        return max(1, int(self.ttl_seconds * 1000))
+    def _lock_with_token(self, token: str, timeout: float | None = None) -> Lock:
+        lock = Lock(self.connection, self.key, timeout=timeout, blocking=False, thread_local=False)
+        lock.local.token = token.encode()
+        return lock
 
     def acquire(self) -> bool:
         """Take the lock; True when we hold it now."""
-        if self.connection.set(self.key, self.value, nx=True, px=self._ttl_ms):
-            self.held = True
+        self.held = self._lock.acquire(token=self.value)
+        if self.held:
             return True
-        holder = self.connection.get(self.key)
+        holder = self.holder()
         if holder is None:  # released between our SET and GET: try once more
-            self.held = bool(self.connection.set(self.key, self.value, nx=True, px=self._ttl_ms))
-            return self.held
-        holder_value = holder.decode() if isinstance(holder, bytes) else str(holder)
-        if self._holder_is_gone(holder_value):
-            self.held = bool(
-                self.connection.eval(_TAKE_OVER, 1, self.key, holder_value, self.value, self._ttl_ms)
-            )
+            self.held = self._lock.acquire(token=self.value)
+        elif self._holder_is_gone(holder):
+            try:  # compare-and-delete with the dead holder's token: a live newcomer is never removed
+                self._lock_with_token(holder).release()
+            except LockError:
+                pass  # someone else took it over (or it expired) meanwhile
+            self.held = self._lock.acquire(token=self.value)
         return self.held
 
     def holder(self) -> str | None:
@@ -89,13 +75,23 @@ class SyncLock:
         """Renew the TTL before a slow step; False when the lock was lost meanwhile."""
         if not self.held:
             return False
-        self.held = bool(self.connection.eval(_EXTEND, 1, self.key, self.value, self._ttl_ms))
+        try:
+            self._lock.local.token = self.value.encode()
+            self.held = bool(self._lock.reacquire())
+        except LockError:
+            self.held = False
         return self.held
 
     def release(self) -> None:
-        if self.held:
-            self.connection.eval(_RELEASE, 1, self.key, self.value)
-            self.held = False
+        """Let go, if we still hold it (someone else's lock is never deleted)."""
+        if not self.held:
+            return
+        self.held = False
+        try:
+            self._lock.local.token = self.value.encode()
+            self._lock.release()
+        except LockError:
+            pass  # expired and perhaps taken by another worker: nothing of ours to release
 
     def _holder_is_gone(self, holder_value: str) -> bool:
         """True when the job named in the lock is certainly not running any more.

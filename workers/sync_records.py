@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from calcom.client import Attendee, Booking
 from core.booking_guard import MAX_SEGMENT, guarded_transaction, lock_appointment
-from core.clock import to_local, utcnow
+from core.clock import format_local, format_span, utcnow
 from core.event_types import event_types_of_segments, event_types_of_staff
 from core.models import (
     Appointment,
@@ -33,7 +33,7 @@ from core.models import (
     SyncOutcome,
     SyncStatus,
 )
-from workers.sync_failures import Failure
+from calcom.failures import Failure
 
 
 @dataclass(frozen=True)
@@ -341,9 +341,8 @@ def _plan(session: Session, appointment: Appointment, attempt: SyncAttempt, chec
         label = ""
         if composite:
             name = busy_labels[rank] if rank < len(busy_labels) else f"part {rank + 1}"
-            local_start, local_end = to_local(segment.starts_at, tz), to_local(segment.ends_at, tz)
             label = (f"segment {rank + 1} of {len(active)} ({name}, "
-                     f"{local_start:%H:%M}–{local_end:%H:%M})")
+                     f"{format_span(segment.starts_at, segment.ends_at, tz, '%H:%M', zone=None)})")
         targets.append(Target(
             index=rank, segment_id=segment.id, starts_at=segment.starts_at, ends_at=segment.ends_at,
             event_type_id=event_type_ids[rank], label=label,
@@ -377,8 +376,7 @@ def _plan(session: Session, appointment: Appointment, attempt: SyncAttempt, chec
         event_types.add(service.calcom_event_type_id)
 
     attendee, problem = _attendee(customer, tz)
-    local = to_local(appointment.starts_at, tz)
-    what = f"{service.name} with {staff.name} on {local:%a %d.%m.%Y %H:%M} ({tz})"
+    what = f"{service.name} with {staff.name} on {format_local(appointment.starts_at, tz, zone='name')}"
     return SyncPlan(
         appointment_id=appointment.id,
         action=appointment.sync_action,

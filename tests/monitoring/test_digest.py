@@ -28,7 +28,7 @@ def test_daily_digest_has_counts_reasons_and_the_review_list_once_a_day(vendors,
     assert message["Subject"] == "[Slotguard] Daily sync digest 2026-12-07: critical, 2 to review, success 25.0%"
     assert message["To"] == "support@example.com, oncall@example.com"
     body = message.get_content().replace("\r\n", "\n")
-    assert "Slotguard sync digest, 2026-12-06 08:00 – 2026-12-07 08:00 UTC" in body
+    assert "Slotguard sync digest, Sun 06.12.2026 09:00 – Mon 07.12.2026 09:00 CET" in body
     assert "All companies: CRITICAL\n  sync attempts 24 h: 4 (25.0% successful; per appointment 33.3%; " \
            "retries 0.0% successful)\n  pending 0 (0 stale) · failed 2 (0 ancient) · manual review 2" in body
     assert "Werkstatt B: HEALTHY" in body

@@ -58,7 +58,7 @@ def test_first_run_sends_each_vendor_its_real_payload(vendors, runner, review_ca
     assert section["accessory"] == {"type": "button", "text": {"type": "plain_text", "text": "Open list"},
                                     "url": list_url}
     assert context == {"type": "context", "elements": [
-        {"type": "mrkdwn", "text": "Slotguard · 2026-12-07T08:00:00+00:00"}]}
+        {"type": "mrkdwn", "text": "Slotguard · Mon 07.12.2026 09:00 CET"}]}
 
     [pd] = vendors.pagerduty.requests
     assert pd.path == "/v2/enqueue"

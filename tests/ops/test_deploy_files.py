@@ -66,3 +66,57 @@ def test_alert_rules_name_only_exported_metrics():
         for used in re.findall(r"slotguard_[a-z_]+", rule["expr"]):
             base = re.sub(r"_(bucket|count|sum)$", "", used)
             assert used in exported or base in exported, (rule["alert"], used)
+
+
+SECRET_NAMES = ("SECRET_KEY", "RETELL_API_KEY", "CALCOM_API_KEY", "CALCOM_WEBHOOK_SECRET",
+                "METRICS_TOKEN", "SLACK_WEBHOOK_URL", "SMTP_PASSWORD", "PAGERDUTY_ROUTING_KEY")
+
+
+def test_the_image_leaves_out_secrets_local_state_and_caches():
+    ignored = {line.strip().rstrip("/") for line in read(".dockerignore").splitlines()
+               if line.strip() and not line.startswith("#")}
+    for must in (".env", ".venv", "instance", ".git", "**/__pycache__", ".pytest_cache",
+                 ".hypothesis", "tests/e2e/artifacts", "bench/results"):
+        assert must in ignored, must
+
+
+def test_the_dockerfile_bakes_no_secret():
+    # ENV/ARG values end up in the image's history; secrets come from the environment at run time.
+    dockerfile = read("Dockerfile")
+    for name in SECRET_NAMES:
+        assert not re.search(rf"^\s*(ENV|ARG)\b[^\n]*\b{name}\b", dockerfile, re.MULTILINE), name
+        assert not re.search(rf"^\s+{name}=", dockerfile, re.MULTILINE), name  # continuation lines of ENV
+
+
+def test_env_example_lists_every_variable_slotguard_reads():
+    """Every name `core/config.py`, `gunicorn.conf.py` and the embedded server read,
+    and every variable the compose file substitutes, is in `.env.example` (set or commented)."""
+    listed = set(re.findall(r"^(?:# )?([A-Z][A-Z0-9_]+)=", read(".env.example"), re.MULTILINE))
+    read_names = set(re.findall(r"""(?:env_str|env_int|env_bool|_env_seconds)\("([A-Z0-9_]+)\"""", read("core/config.py")))
+    read_names |= set(re.findall(r"""environ(?:\.get\(|\[)["']([A-Z0-9_]+)["']""",
+                                 read("gunicorn.conf.py") + read("core/embedded_redis.py")))
+    read_names |= set(re.findall(r"\$\{([A-Z0-9_]+)", read("docker-compose.yml")))
+    read_names |= {"PROMETHEUS_MULTIPROC_DIR", "CALCOM_EMULATOR_PORT"}
+    assert len(read_names) > 90
+    assert read_names - listed == set()
+    assert listed - read_names == set()  # nothing stale either
+
+
+def test_compose_passes_the_metrics_token_and_the_proxy_count_to_the_app():
+    services = yaml.safe_load(read("docker-compose.yml"))["services"]
+    for name in ("web", "worker", "scheduler"):
+        environment = services[name]["environment"]
+        assert environment["METRICS_TOKEN"] == "${METRICS_TOKEN:-}", name
+        assert environment["TRUSTED_PROXY_COUNT"] == "${TRUSTED_PROXY_COUNT:-0}", name
+
+
+def test_documentation_links_stay_inside_the_repository():
+    """A clone has no ../shared or /work: every relative link in the docs resolves to a file here."""
+    for name in ("README.md", "docs/DESIGN.md"):
+        text = read(name)
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text):
+            if re.match(r"[a-z]+:", target):
+                continue  # http(s), mailto
+            assert not target.startswith(("..", "/")), (name, target)
+            assert os.path.exists(os.path.join(PROJECT_ROOT, os.path.dirname(name), target)), (name, target)
+        assert "/work/" not in text and "../shared" not in text, name

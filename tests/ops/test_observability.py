@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from core import logs
+from core import logs, pii
 from core.extensions import db
 from core.queues import enqueue_sync
 from tests.factories import book, make_world
@@ -148,7 +148,7 @@ def json_log():
 
 def test_masking_phone_numbers_and_emails():
     text = "caller +4915112345678 (+49 151 1234 5678) wrote erika.muster@example.com; appointment 12 at 10:30"
-    masked = logs.mask_pii(text)
+    masked = pii.mask_text(text)
     assert "5112345678" not in masked and "1234 5678" not in masked and "erika.muster" not in masked
     assert "+49…78" in masked and "e…@….com" in masked
     assert "appointment 12 at 10:30" in masked

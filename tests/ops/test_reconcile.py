@@ -326,3 +326,42 @@ def test_the_nightly_run_raises_the_drift_alert_through_the_notifiers_once(world
     db.session.expire_all()
     assert db.session.scalars(select(AlertNotification).where(AlertNotification.kind == "reconcile_drift")
                               ).one().sent_count == 1
+
+
+def dead_redis():
+    import redis as redis_lib
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    return redis_lib.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
+
+
+def test_a_run_that_crashes_is_recorded_as_failed_not_left_running(world, app, calcom_emulator, monkeypatch):
+    synced(world)
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(reconcile_module, "_compare", crash)
+    with pytest.raises(RuntimeError):
+        reconcile(db.session, WINDOW, trigger="schedule")
+    run = latest_run()
+    assert run.status == "failed" and run.finished_at is not None
+    assert "RuntimeError: database went away" in run.errors[-1]
+
+
+def test_repairs_stand_when_redis_is_down_while_enqueueing(world, runner, calcom_emulator, app, caplog):
+    """The repair is committed; its sync stays pending for the sweeper instead of crashing the run."""
+    appointment = synced(world)
+    (gone,) = bookings_of(calcom_emulator, appointment.id)
+    del calcom_emulator.state.bookings[gone.uid]
+    budget = RateBudget.for_share(get_redis(app), "reconcile", per_minute=120, share_percent=100)
+    real = get_redis(app)
+    app.extensions["redis"] = dead_redis()
+    try:
+        run = reconcile(db.session, WINDOW, budget=budget)
+    finally:
+        app.extensions["redis"] = real
+    assert run.status == "ok" and run.repaired == 1
+    assert reload(appointment.id).sync_status == SyncStatus.PENDING
+    assert "outcome=not_queued" in caplog.text

@@ -154,3 +154,91 @@ def test_the_jinja_filters_mask_for_viewers_only(app):
     with app.test_request_context():
         login_user(create_user(db.session, "operator@example.com", "long-enough-password-1", "operator", None))
         assert render_template_string(template, **values) == "+4915112345678 erika@example.com"
+
+
+def test_erase_scrubs_every_copy_of_the_person_and_nothing_of_anyone_else(app, runner, clock):
+    """H5: the name, number and address were copied into error texts, reviews, audit
+    events, reconciliation findings, alerts and webhook results; erase finds them all."""
+    from core.models import AlertNotification, WebhookDelivery
+    from core.queues import SYNC_QUEUE
+
+    world = make_world()
+    customer = world["customer"]
+    customer.email = "erika@example.com"
+    other = Customer(company_id=world["company"].id, name="Max Muster", phone="+4915100000002",
+                     email="max@example.com")
+    db.session.add(other)
+    db.session.commit()
+    theirs = book(world, TEN)
+    someone_elses = book(world, TEN + timedelta(hours=2), customer_id=other.id)
+    about_both = ("Double booking: Cal.com booking bk_1 (Erika Mustermann, erika@example.com, 0151 00000001) "
+                  f"overlaps appointment {someone_elses.id} (Max Muster, +49 151 00000002)")
+    theirs.sync_error_message = "HTTP 400: attendee Erika Mustermann <ERIKA@example.com> rejected"
+    theirs.cancellation_reason = "Cancelled in Cal.com by erika mustermann"
+    someone_elses.manual_review_reason = "Reconciliation: " + about_both
+    db.session.add_all([
+        SyncAttempt(appointment_id=theirs.id, action=SyncAction.CREATE, started_at=clock.utcnow(),
+                    error_message="attendee phone +49 151 0000 0001 is invalid"),
+        AuditEvent(actor="calcom", action="calcom_double_booking", appointment_id=someone_elses.id, note=about_both,
+                   details={"booking": {"attendee": {"name": "Erika Mustermann", "email": "erika@example.com",
+                                                     "phone": "+4915100000001"}}}),
+        ReconciliationRun(started_at=clock.utcnow(), window_from=TEN, window_to=TEN, counts={},
+                          findings=[{"kind": "unknown_in_calcom", "message": about_both}],
+                          errors=["Could not read the booking of Erika Mustermann"]),
+        AlertNotification(scope="overall", kind="manual_review", channel="log", severity="warning",
+                          message=f"Needs review: {about_both}"),
+        WebhookDelivery(source="calcom", event_key="k1", trigger="BOOKING_CREATED",
+                        result="imported booking of Erika Mustermann"),
+    ])
+    db.session.commit()
+    failed_job = get_queue(SYNC_QUEUE).enqueue("workers.sync.sync_appointment", theirs.id, "create", 1,
+                                               job_id=f"sync-{theirs.id}-v1")
+    failed_job.set_status("failed")
+    get_queue(SYNC_QUEUE).failed_job_registry.add(failed_job, ttl=3600)
+
+    done = runner.invoke(args=["customers", "erase", "--id", str(customer.id), "--yes"])
+    assert done.exit_code == 0, done.output
+    db.session.expire_all()
+
+    everything = json.dumps([
+        [a.sync_error_message, a.cancellation_reason, a.manual_review_reason] for a in db.session.scalars(
+            select(Appointment))] + [s.error_message for s in db.session.scalars(select(SyncAttempt))]
+        + [[e.note, e.details] for e in db.session.scalars(select(AuditEvent))]
+        + [[r.findings, r.errors] for r in db.session.scalars(select(ReconciliationRun))]
+        + [n.message for n in db.session.scalars(select(AlertNotification))]
+        + [w.result for w in db.session.scalars(select(WebhookDelivery))], ensure_ascii=False)
+    for trace in ("Erika", "erika", "ERIKA", "00000001", "0000 0001"):
+        assert trace not in everything, trace
+    assert "Gelöschte Person" in everything and "[email]" in everything and "[phone]" in everything
+    # The other customer in the same texts is untouched.
+    assert "Max Muster, +49 151 00000002" in db.session.get(Appointment, someone_elses.id).manual_review_reason
+    assert f"sync-{theirs.id}-v1" not in get_queue(SYNC_QUEUE).failed_job_registry.get_job_ids()
+    audit = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "customer_erased")).one()
+    assert audit.details["copies_scrubbed"]["appointments"] == 2
+
+
+def test_the_scrubber_finds_every_spelling_of_the_number_and_only_that_person():
+    from core.pii import Scrubber
+
+    scrub = Scrubber(name="Erika Mustermann", phone="+4915100000001", email="erika@example.com",
+                     erased_name=ERASED_NAME)
+    text = ("Erika Mustermann (+49 151 00000001, 0151 00000001, 004915100000001, Erika@Example.com) and "
+            "Anna (+49 151 00000002), appointment 15100000001? no: id 12 at 2026-12-08 10:00")
+    assert scrub.text(text) == (f"{ERASED_NAME} ([phone], [phone], [phone], [email]) and Anna (+49 151 00000002), "
+                                "appointment 15100000001? no: id 12 at 2026-12-08 10:00")
+
+
+def test_logs_viewers_and_stored_calcom_errors_mask_with_the_one_pii_module():
+    import logging
+
+    from calcom.errors import CalcomRequestError
+    from calcom.failures import classify
+    from core import logs, pii
+
+    text = "attendee +4915112345678 erika@example.com"
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, text, None, None)
+    logs.PiiMaskingFilter().filter(record)
+    assert record.getMessage() == pii.mask_text(text) == "attendee +49…78 e…@….com"
+    assert mask_phone is pii.mask_phone and mask_email is pii.mask_email
+    reason = classify(CalcomRequestError(text, status=400), doing="book").reason
+    assert pii.redact_text(text) == "attendee [phone] [email]" and "attendee [phone] [email]" in reason

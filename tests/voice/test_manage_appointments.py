@@ -216,3 +216,17 @@ def test_anonymous_caller_cannot_reach_anyones_appointments(world, voice, caller
         assert body["success"] is False and body["error_code"] == "missing_phone"
         assert body["message"].startswith("Ihre Telefonnummer ist unterdrückt")
     assert fresh(db.session.scalar(select(Appointment.id))).status == AppointmentStatus.BOOKED
+
+
+@pytest.mark.parametrize("appointment_id", [2**31, 2**63, 2**70, str(2**70), -(2**63) - 1])
+@pytest.mark.parametrize("function", ["cancel_appointment", "reschedule_appointment"])
+def test_ids_beyond_any_row_are_refused_before_the_database(world, voice, caller, app, function, appointment_id):
+    """An id no id column can hold (PostgreSQL INTEGER) was sent to the query and
+    failed there with a 500; now it is a plain "not understood"."""
+    appointment = own(world, caller, berlin(2026, 12, 8, 10))
+    args = {"appointment_id": appointment_id, "new_date": "2026-12-09", "new_time": "10:00"}
+    body = voice(function, args)
+    assert body["success"] is False and body["error_code"] == "invalid_argument", body
+    assert fresh(appointment.id).status == AppointmentStatus.BOOKED
+    assert fresh(appointment.id).starts_at == berlin(2026, 12, 8, 10)
+    assert queued_jobs(app) == []

@@ -142,6 +142,16 @@ def test_missing_lock_key_logs_a_warning_and_still_books(world, voice, app, capl
     assert len(appointments()) == 1 and hold_keys(app) == []
 
 
+def test_without_slot_locking_a_missing_lock_key_is_not_blamed_on_the_agent(world, voice, app, caplog):
+    """Regression (reliability suite, guard only): every booking logged "configure the
+    agent to pass its lock_key" although check_availability cannot give one then."""
+    app.config["FEATURE_SLOT_LOCKING"] = False
+    with caplog.at_level(logging.WARNING, logger="booking.booking_flow"):
+        assert voice("check_availability", SLOT)["lock_key"] is None
+        assert voice("start_booking", dict(SLOT, customer_name="Erika Muster"))["success"] is True
+    assert "without lock_key" not in caplog.text
+
+
 def test_missing_lock_key_respects_another_callers_hold(world, voice):
     checked(voice, call_id="call_A")
     body = voice("start_booking", dict(SLOT, customer_name="Max Muster"), call_id="call_B")
@@ -265,6 +275,9 @@ def test_synchronous_booking_refused_by_calcom_is_answered_honestly(world, voice
     assert not any(s.active for s in appointment.segments)
     (attempt,) = db.session.scalars(select(SyncAttempt)).all()
     assert attempt.outcome == SyncOutcome.FAILED and attempt.http_status == 400
+    # The one Cal.com classifier (calcom.failures) names it as the sync worker would.
+    assert (attempt.error_code, appointment.sync_error_code) == ("slot_taken_in_calcom", "slot_taken_in_calcom")
+    assert attempt.error_message.startswith(f"Could not book appointment {appointment.id} in Cal.com while the caller")
     assert queued_jobs(app) == []
 
 
@@ -279,6 +292,8 @@ def test_synchronous_booking_when_calcom_fails_cancels_and_queues_the_cleanup(wo
     (appointment,) = appointments()
     assert appointment.status == AppointmentStatus.CANCELLED and appointment.sync_status == SyncStatus.PENDING
     assert appointment.sync_action.value == "cancel"  # a 5xx may still have created it: the worker cleans up
+    (attempt,) = db.session.scalars(select(SyncAttempt)).all()
+    assert attempt.error_code == "http_503" and "Cal.com had a server error" in attempt.error_message
     assert queued_jobs(app) == [f"sync-{appointment.id}-v{appointment.sync_version}"]
     calendar.heal()
     assert voice("check_availability", SLOT, call_id="call_B")["available"] is True  # the slot is free again
@@ -344,6 +359,17 @@ def test_branch_from_configured_branch_id(world, voice):
     raw["call"]["metadata"] = {"branch_id": str(world["branch"].id)}
     response = voice.post("check_availability", json.dumps(raw))
     assert response.get_json()["available"] is True
+
+
+@pytest.mark.parametrize("branch_id", [2**31, 2**70, "-1", 0])
+def test_configured_branch_id_beyond_any_row_is_an_unknown_branch(world, voice, branch_id):
+    """Such an id used to reach the database (500 on PostgreSQL and SQLite)."""
+    raw = json.loads(voice.body("start_booking", dict(SLOT, customer_name="Erika Muster")))
+    raw["call"]["metadata"] = {"branch_id": branch_id}
+    response = voice.post("start_booking", json.dumps(raw))
+    assert response.status_code == 200
+    assert response.get_json()["error_code"] == "unknown_branch"
+    assert appointments() == []
 
 
 def test_anonymous_caller_must_give_a_number(world, voice):

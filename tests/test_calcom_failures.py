@@ -12,7 +12,8 @@ from calcom.errors import (
     RateLimited,
     SlotUnavailable,
 )
-from workers.sync_failures import classify, redact
+from calcom.failures import classify
+from core.pii import redact_text as redact
 
 DOING = "book Herrenhaarschnitt with Anna on Tue 08.12.2026 10:00 (Europe/Berlin) in Cal.com"
 
@@ -67,3 +68,37 @@ def test_contact_details_are_masked():
     assert redact(kept) == kept
     failure = classify(CalcomRequestError("attendee email erika@example.com is invalid", status=400), doing=DOING)
     assert "erika@example.com" not in failure.reason and "[email]" in failure.reason
+
+
+@pytest.mark.parametrize("error, kind", [
+    (CalcomUnavailable("Internal server error.", status=503), "retryable"),
+    (CalcomTimeout("no answer", code="timeout"), "retryable"),
+    (RateLimited("Too many requests", status=429), "rate_limited"),
+    (MalformedResponse("no envelope", status=200), "malformed"),
+    (SlotUnavailable("already has booking at this time", status=400), "slot_taken"),
+    (CalcomRequestError("Invalid API Key", status=401), "permanent"),
+])
+def test_every_failure_has_one_kind_and_retrying_follows_from_it(error, kind):
+    failure = classify(error, doing=DOING)
+    assert failure.kind == kind
+    assert failure.retryable == (kind in {"retryable", "rate_limited", "malformed"})
+
+
+def test_the_sync_worker_reconcile_the_voice_path_and_the_call_log_share_the_one_classifier():
+    """M1: no other module decides on Cal.com exception types by itself."""
+    import inspect
+
+    import booking.sync_booking
+    import calcom.client
+    import workers.reconcile
+    import workers.sync_calcom
+    from calcom import call_log
+
+    for module in (booking.sync_booking, workers.reconcile, workers.sync_calcom):
+        source = inspect.getsource(module)
+        assert "classify(" in source, module.__name__
+        assert "RetryableCalcomError" not in source and "isinstance(exc, SlotUnavailable)" not in source
+    assert calcom.client._outcome_of(RateLimited("x", status=429)) == call_log.RATE_LIMITED
+    assert calcom.client._outcome_of(SlotUnavailable("x", status=400)) == call_log.SLOT_UNAVAILABLE
+    assert calcom.client._outcome_of(CalcomRequestError("x", status=422)) == call_log.CLIENT_ERROR
+    assert calcom.client._outcome_of(CalcomUnavailable("x", status=502)) == call_log.SERVER_ERROR

@@ -1,14 +1,22 @@
-"""What went wrong with a sync, in words an operator can act on.
+"""What went wrong talking to Cal.com, in words an operator can act on: the one place.
 
-Every failure gets a short stable `code` (for counts and filters on the dashboard),
-an operator-readable `reason`, and whether retrying can help. Retryable: Cal.com
-unreachable, 5xx, timeouts, 429 and malformed answers. Everything else (a 4xx) is
-a problem retrying cannot fix and goes to manual review at once.
+Every Cal.com failure — in the sync worker, in reconciliation, and on the voice path
+(`FEATURE_ASYNC_BOOKING=false` books while the caller waits) — goes through
+`classify(error, doing=…)`, which gives
+
+* a `kind`: `retryable` (unreachable, 5xx, timeout), `rate_limited` (429),
+  `malformed` (a 2xx whose body is not the documented JSON: retried, and a create
+  may have happened), `slot_taken` (Cal.com has another booking at that time) or
+  `permanent` (any other 4xx: retrying cannot fix it, manual review at once);
+* a short stable `code` (for counts and filters on the dashboard, `sync_error_code`);
+* an operator-readable `reason` that starts with what we were doing, without
+  personal data.
+
+`kind_of(error)` is the same decision without the words, for callers that only branch.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from calcom.errors import (
@@ -21,6 +29,14 @@ from calcom.errors import (
     RetryableCalcomError,
     SlotUnavailable,
 )
+from core.pii import redact_text
+
+RETRYABLE = "retryable"
+RATE_LIMITED = "rate_limited"
+MALFORMED = "malformed"
+SLOT_TAKEN = "slot_taken"
+PERMANENT = "permanent"
+RETRY_HELPS = frozenset({RETRYABLE, RATE_LIMITED, MALFORMED})
 
 
 @dataclass(frozen=True)
@@ -32,18 +48,28 @@ class Failure:
     retry_after: float | None = None
     # For composite appointments: which busy segment (0-based) failed.
     segment_index: int | None = None
+    # One of the kinds above; failures made by hand get it from `retryable`.
+    kind: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.kind:
+            object.__setattr__(self, "kind", RETRYABLE if self.retryable else PERMANENT)
 
 
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
-# International (+49 151 …) or national (0151 …) numbers; not dates, times or ids.
-_PHONE = re.compile(r"\+\d[\d ()/-]{6,}\d|\b0\d[\d ()/]{6,}\d\b")
-
-
-def redact(text: str | None) -> str | None:
-    """Mask e-mail addresses and phone numbers: error texts go to logs and the dashboard."""
-    if text is None:
-        return None
-    return _PHONE.sub("[phone]", _EMAIL.sub("[email]", text))
+def kind_of(error: Exception) -> str:
+    """The kind of a Cal.com failure (anything that is not a `CalcomError` counts as
+    retryable: an unexpected bug may be gone on the next try, and the attempts are capped)."""
+    if isinstance(error, RateLimited):
+        return RATE_LIMITED
+    if isinstance(error, MalformedResponse):
+        return MALFORMED
+    if isinstance(error, RetryableCalcomError):
+        return RETRYABLE
+    if isinstance(error, SlotUnavailable):
+        return SLOT_TAKEN
+    if isinstance(error, CalcomError):
+        return PERMANENT
+    return RETRYABLE
 
 
 def describe(error: CalcomError) -> str:
@@ -53,7 +79,7 @@ def describe(error: CalcomError) -> str:
         parts.append(f"HTTP {error.status}")
     if error.code:
         parts.append(str(error.code))
-    message = redact(error.message or "") or ""
+    message = redact_text(error.message or "") or ""
     if len(message) > 300:
         message = message[:297] + "..."
     head = " ".join(parts)
@@ -67,6 +93,13 @@ def classify(error: Exception, *, doing: str, event_type_id: int | None = None,
     `doing` says what we were trying, e.g. "book Herrenhaarschnitt with Anna on
     Tue 08.12. 10:00" — it starts every reason.
     """
+    failure = _classify(error, doing, event_type_id, segment_index)
+    kind = kind_of(error)  # the retry decision; the words below only explain it
+    return Failure(failure.code, failure.reason, kind in RETRY_HELPS, failure.http_status, failure.retry_after,
+                   failure.segment_index, kind)
+
+
+def _classify(error: Exception, doing: str, event_type_id: int | None, segment_index: int | None) -> Failure:
     if isinstance(error, RateLimited):
         wait = f" (Cal.com asks to wait {error.retry_after:.0f} s)" if error.retry_after else ""
         return Failure("rate_limited", f"Could not {doing}: Cal.com's rate limit was reached{wait}.", True,
@@ -99,7 +132,7 @@ def classify(error: Exception, *, doing: str, event_type_id: int | None = None,
         return Failure("calcom_error", f"Could not {doing}: {describe(error)}.", False,
                        error.status, None, segment_index)
     return Failure("unexpected_error", f"Could not {doing}: unexpected error {type(error).__name__}: "
-                   f"{redact(str(error))[:300]}.", True, None, None, segment_index)
+                   f"{redact_text(str(error))[:300]}.", True, None, None, segment_index)
 
 
 def _request_failure(error: CalcomRequestError, doing: str, event_type_id: int | None,
@@ -142,4 +175,5 @@ def _request_failure(error: CalcomRequestError, doing: str, event_type_id: int |
     return failure("calcom_rejected", "Cal.com refused the request")
 
 
-__all__ = ["Failure", "classify", "describe", "redact"]
+__all__ = ["MALFORMED", "PERMANENT", "RATE_LIMITED", "RETRYABLE", "RETRY_HELPS", "SLOT_TAKEN", "Failure", "classify",
+           "describe", "kind_of"]
