@@ -1,7 +1,8 @@
 """The one source of "now", and the one conversion between UTC and local time.
 
 Everything stored is UTC. Code asks `utcnow()` instead of `datetime.now()` so that
-tests can freeze and move time without sleeping (`frozen_at`, `advance`).
+tests can freeze and move time without sleeping (`frozen_at`, `advance`). A stored
+time becomes text for people through `format_local` / `format_span`.
 
 Local wall-clock time → UTC (`local_to_utc`) is strict about daylight saving time,
 the same for the voice agent, opening hours, the dashboard and the seed data:
