@@ -18,13 +18,13 @@ from datetime import datetime, timezone
 
 import pytest
 import redis as redis_lib
-from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from core import create_app, embedded_redis
 from core.clock import frozen_at
 from core.config import normalise_database_url
 from core.extensions import db
+from tests.support.database import empty_tables
 
 # Shared Cal.com fixtures (HTTP test servers, the emulator) for every room's tests.
 pytest_plugins = ["tests.calcom_fixtures"]
@@ -111,18 +111,9 @@ def app(_migrated, app_config):
     with app.app_context():
         yield app
         db.session.remove()
-        _empty_tables()
+        empty_tables()
         db.engine.dispose()
 
-
-def _empty_tables() -> None:
-    tables = [t.name for t in reversed(db.metadata.sorted_tables)]
-    with db.engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
-        else:
-            for table in tables:
-                conn.execute(text(f'DELETE FROM "{table}"'))
 
 
 @pytest.fixture

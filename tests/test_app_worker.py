@@ -36,7 +36,7 @@ def test_forking_worker_runs_each_job_in_a_work_horse_with_its_own_connections(a
 
 
 def test_every_job_rq_runs_is_wrapped_in_the_one_app_context_pattern(app):
-    """§4: the sync job and every scheduled job use `job_in_app_context`, nothing else."""
+    """The sync job and every scheduled job use `job_in_app_context`, nothing else."""
     import inspect
 
     from werkzeug.utils import import_string

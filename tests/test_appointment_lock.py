@@ -1,4 +1,4 @@
-"""H2: every writer of an appointment takes the same lock (`lock_appointment`), so two
+"""Every writer of an appointment takes the same lock (`lock_appointment`), so two
 writers of one appointment run one after the other and no update is lost.
 
 The PostgreSQL tests use two real connections in two threads; the holder keeps the

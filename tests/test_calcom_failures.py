@@ -85,7 +85,7 @@ def test_every_failure_has_one_kind_and_retrying_follows_from_it(error, kind):
 
 
 def test_the_sync_worker_reconcile_the_voice_path_and_the_call_log_share_the_one_classifier():
-    """M1: no other module decides on Cal.com exception types by itself."""
+    """No other module decides on Cal.com exception types by itself."""
     import inspect
 
     import booking.sync_booking

@@ -1,4 +1,4 @@
-"""D3: a stored UTC time becomes text for people in one place, `core.clock.format_local`."""
+"""A stored UTC time becomes text for people in one place, `core.clock.format_local`."""
 
 from __future__ import annotations
 

@@ -56,7 +56,7 @@ def test_ids_must_be_positive_whole_numbers(app, runner):
 
 
 def test_a_retry_stands_when_redis_is_down_and_waits_for_the_sweeper(app, runner, caplog):
-    """M2: the retry is committed; a queue failure leaves it pending instead of an error."""
+    """The retry is committed; a queue failure leaves it pending instead of an error."""
     import redis as redis_lib
     from redis.backoff import NoBackoff
     from redis.retry import Retry

@@ -84,7 +84,7 @@ def test_a_lock_whose_job_is_gone_from_redis_is_taken_over(app):
 
 
 def test_the_lock_is_redis_pys_lock_with_the_jobs_token(app):
-    """D9: no hand-written lock scripts; the token in Redis names the holding job."""
+    """No hand-written lock scripts; the token in Redis names the holding job."""
     import workers.sync_lock as module
     from redis.lock import Lock
 

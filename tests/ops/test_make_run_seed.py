@@ -1,4 +1,4 @@
-"""§5: `make run` seeds the demo (and its login) only into a database without real data."""
+"""`make run` seeds the demo (and its login) only into a database without real data."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""§5: production refuses unsafe settings at start; proxies are trusted only when configured."""
+"""Production refuses unsafe settings at start; proxies are trusted only when configured."""
 
 from __future__ import annotations
 

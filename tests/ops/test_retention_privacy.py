@@ -157,7 +157,7 @@ def test_the_jinja_filters_mask_for_viewers_only(app):
 
 
 def test_erase_scrubs_every_copy_of_the_person_and_nothing_of_anyone_else(app, runner, clock):
-    """H5: the name, number and address were copied into error texts, reviews, audit
+    """The name, number and address were copied into error texts, reviews, audit
     events, reconciliation findings, alerts and webhook results; erase finds them all."""
     from core.models import AlertNotification, WebhookDelivery
     from core.queues import SYNC_QUEUE
@@ -245,7 +245,7 @@ def test_logs_viewers_and_stored_calcom_errors_mask_with_the_one_pii_module():
 
 
 def test_calcom_call_records_hold_no_personal_data(app, calcom_emulator, clock):
-    """H5: erase has nothing to scrub in the call log: it never holds the attendee."""
+    """Erase has nothing to scrub in the call log: it never holds the attendee."""
     from calcom.client import Attendee, get_client
     from calcom.errors import CalcomError
 

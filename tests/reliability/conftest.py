@@ -17,11 +17,11 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 import redis as redis_lib
-from sqlalchemy import text
 
 from calcom.emulator import Emulator
 from core import create_app
 from core.extensions import db
+from tests.support.database import empty_tables
 from tests.calcom_fixtures import EmulatorHandle, serve_wsgi
 from tests.factories import make_world
 from tests.support.voice_callers import WantedSlot
@@ -107,15 +107,6 @@ def arena(backend_database_url, arena_redis_url, base_config, roomy_calcom):
             empty_tables()
             db.engine.dispose()
 
-
-def empty_tables() -> None:
-    tables = [t.name for t in reversed(db.metadata.sorted_tables)]
-    with db.engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
-        else:
-            for table in tables:
-                conn.execute(text(f'DELETE FROM "{table}"'))
 
 
 def contested_day(now: datetime) -> date:

@@ -18,7 +18,8 @@ from retell.lib.webhook_auth import symmetric
 from booking.retell_signature import now_ms, sign as sign_bytes
 from calcom.emulator_state import EmulatedBooking
 from core.extensions import db
-from tests.factories import make_world
+from core.models import Branch, Customer, Staff
+from tests.factories import OPEN_WEEKDAYS, make_world
 
 RETELL_KEY = "retell_test_key"  # tests/conftest.py base_config
 BRANCH_PHONE = "+4930111111"  # tests.factories.make_world
@@ -121,3 +122,41 @@ class Voice:
 @pytest.fixture
 def voice(client):
     return Voice(client)
+
+
+# --- the caller and the other places their number is known --------------------------
+
+SISTER_PHONE = "+4930222222"
+FOREIGN_PHONE = "+4940333333"
+
+
+def _customer_with_callers_number(company_id: int) -> Customer:
+    customer = Customer(company_id=company_id, name="Erika Muster", phone=CALLER)
+    db.session.add(customer)
+    db.session.commit()
+    return customer
+
+
+@pytest.fixture
+def caller(world):
+    """The caller as a known customer of the branch's company."""
+    return _customer_with_callers_number(world["company"].id)
+
+
+@pytest.fixture
+def sister(world):
+    """A second branch of the same company, in London, with its own staff member."""
+    branch = Branch(company_id=world["company"].id, name="London", phone_number=SISTER_PHONE,
+                    timezone="Europe/London", opening_hours=OPEN_WEEKDAYS)
+    staff = Staff(branch=branch, name="Clara", calcom_user_id=200)
+    db.session.add_all([branch, staff])
+    db.session.commit()
+    return {"branch": branch, "staff": staff}
+
+
+@pytest.fixture
+def foreign(world):
+    """Another company whose customer has the caller's number too."""
+    other = make_world(phone=FOREIGN_PHONE)
+    other["caller"] = _customer_with_callers_number(other["company"].id)
+    return other

@@ -1,4 +1,4 @@
-"""H4: the branch (and so the company) a call acts for comes from what Retell sends
+"""The branch (and so the company) a call acts for comes from what Retell sends
 (`call.to_number`, `call.metadata`, the `X-Retell-…` headers); the LLM-filled `args`
 may only pick a sister branch of the same company.
 """
@@ -17,8 +17,7 @@ from booking.retell_request import parse_request
 from core.extensions import db
 from core.models import Appointment, AppointmentStatus
 from tests.factories import book
-from tests.support.call_scope import FOREIGN_PHONE, foreign, sister  # noqa: F401 - fixtures
-from tests.voice.conftest import BRANCH_PHONE, CALLER, berlin
+from tests.voice.conftest import BRANCH_PHONE, CALLER, FOREIGN_PHONE, berlin
 
 SLOT = {"service": "Herrenhaarschnitt", "date": "2026-12-08", "time": "10:00", "customer_name": "Erika Muster"}
 

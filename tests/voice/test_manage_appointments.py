@@ -11,21 +11,13 @@ from sqlalchemy import select, text
 from booking.availability import Availability, Checker
 from core.booking_guard import overlapping_pairs_sql
 from core.extensions import db
-from core.models import Appointment, AppointmentStatus, Customer, SyncAction, SyncStatus
+from core.models import Appointment, AppointmentStatus, SyncAction, SyncStatus
 from core.queues import SYNC_QUEUE
 from core.redis_client import get_redis
 from tests.factories import book
 from tests.voice.conftest import CALLER, berlin
 
 OTHER_CALLER = "+4917600000002"
-
-
-@pytest.fixture
-def caller(world):
-    customer = Customer(company_id=world["company"].id, name="Erika Muster", phone=CALLER)
-    db.session.add(customer)
-    db.session.commit()
-    return customer
 
 
 def own(world, caller, start, minutes=30, **kwargs):

@@ -1,22 +1,13 @@
-"""§7: managing appointments by voice finds only the caller's own appointments (by
+"""Managing appointments by voice finds only the caller's own appointments (by
 the number they call from) at the branch they called, with times in its time zone."""
 
 from __future__ import annotations
 
-import pytest
-
 from core.extensions import db
-from core.models import Appointment, AppointmentStatus, Customer
+from core.models import Appointment, AppointmentStatus
 from tests.factories import book
-from tests.support.call_scope import SISTER_PHONE, foreign, sister  # noqa: F401 - fixtures
-from tests.voice.conftest import CALLER, berlin
+from tests.voice.conftest import SISTER_PHONE, berlin
 
-@pytest.fixture
-def caller(world):
-    customer = Customer(company_id=world["company"].id, name="Erika Muster", phone=CALLER)
-    db.session.add(customer)
-    db.session.commit()
-    return customer
 
 def test_find_lists_only_this_branchs_appointments_of_the_caller(world, voice, caller, sister, foreign):
     here = book(world, berlin(2026, 12, 8, 10), customer_id=caller.id)

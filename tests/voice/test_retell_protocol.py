@@ -84,7 +84,7 @@ def test_signature_four_minutes_old_still_counts(world, voice, clock):
 
 
 def test_args_only_body_with_call_id_header(world, voice):
-    # The dialled number comes from Retell's header, never from the LLM-filled args (H4).
+    # The dialled number comes from Retell's header, never from the LLM-filled args.
     retell = {"X-Retell-Call-Id": "call_root", "X-Retell-To-Number": BRANCH_PHONE}
     raw = json.dumps(ARGS)
     response = voice.post("check_availability", raw, headers=retell)
