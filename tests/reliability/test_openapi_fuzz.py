@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
-import pytest
 import schemathesis
 from schemathesis.checks import not_a_server_error
 from schemathesis.core import NotSet
