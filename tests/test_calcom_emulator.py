@@ -4,7 +4,6 @@ cancel/reschedule, the rate limit, every fault kind, webhooks and the control AP
 from __future__ import annotations
 
 import json
-import threading
 from datetime import datetime, timedelta, timezone
 
 import pytest
