@@ -30,7 +30,7 @@ def recorded_statements():
         event.remove(db.engine, "before_cursor_execute", record)
 
 
-def test_the_plan_reads_its_rows_in_one_query(app, world, calcom):
+def test_the_plan_reads_its_rows_in_one_query(app, world, calcom):  # noqa: F811 - the imported fixtures
     appointment = book(world, TEN)
     appointment_id = appointment.id
     enqueue_sync(appointment_id, "create", appointment.sync_version)
