@@ -52,9 +52,9 @@ class AppContextMixin:
         self.app = app or get_app()
 
     def perform_job(self, job, queue, *args: Any, **kwargs: Any) -> bool:
-        if self.is_horse:
-            # This worker's horses take turns on one set of metric files (core.prom).
-            prom.use_rq_horse_identity(os.getppid())
+        # Metric files named after the RQ worker (core.prom): a forking worker's horses
+        # take turns on one set, a non-forking worker writes its own under the same name.
+        prom.use_rq_horse_identity(os.getppid() if self.is_horse else os.getpid())
         with self.app.app_context(), log_context.bound(**log_context.from_meta(job.meta)):
             if self.is_horse:
                 # A forked horse inherits the parent's connection pool; never reuse
