@@ -2,14 +2,15 @@
 on top of the bare Cal.com calls.
 
 * drain — N pending appointments with their sync jobs queued; two production
-  workers (`rq worker --worker-class workers.app_worker.AppWorker calcom-sync`, one
-  forked work horse per job) against the Cal.com emulator answering at once; timed
+  workers (`rq worker --worker-class workers.app_worker.SimpleAppWorker calcom-sync`,
+  as in the Procfile: each job runs in the worker process, no fork) against the
+  Cal.com emulator answering at once; timed
   from the first enqueue to the last attempt's end (written by the workers);
 * raw — the same N bookings made with `CalcomClient.create_booking` from two
   processes, nothing else around them (the emulator's bookings emptied first).
 
 The ratio raw rate / drain rate is the worker's overhead (claim and result
-transactions, locks, the job queue, the fork).
+transactions, locks, the job queue).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from bench.databases import make_app, redis_url
 from bench.emulator_server import emulator_process
 
 WORKERS = 2
+WORKER_CLASS = "workers.app_worker.SimpleAppWorker"  # the Procfile's `worker`
 FIRST_DAY = 35  # days ahead: beyond the loaded book, so every slot is free
 
 
@@ -87,7 +89,7 @@ def _start_workers(target, url: str) -> list[subprocess.Popen]:
     env = dict(os.environ, DATABASE_URL=target.url, REDIS_URL=redis_url(), CALCOM_API_URL=url,
                CALCOM_API_KEY="cal_bench_key", LOG_LEVEL="ERROR", PYTHONPATH=PROJECT_ROOT)
     rq = os.path.join(os.path.dirname(sys.executable), "rq")
-    return [subprocess.Popen([rq, "worker", "--worker-class", "workers.app_worker.AppWorker", "--url", redis_url(),
+    return [subprocess.Popen([rq, "worker", "--worker-class", WORKER_CLASS, "--url", redis_url(),
                               "--quiet", "calcom-sync"], cwd=PROJECT_ROOT, env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             for _ in range(WORKERS)]

@@ -81,8 +81,12 @@ def whole_number(args: Mapping[str, Any], name: str) -> int | None:
 # --- service and staff ----------------------------------------------------------------
 
 
-def service(session: Session, branch: Branch, args: Mapping[str, Any], *, required: bool = True) -> Service | None:
-    offered = bookable_services(session, branch)
+def service(session: Session, branch: Branch, args: Mapping[str, Any], *, required: bool = True,
+            offered: list[Service] | None = None) -> Service | None:
+    """The service the caller named (`offered`: the branch's bookable services, when
+    the caller has them already)."""
+    if offered is None:
+        offered = bookable_services(session, branch)
     names = [s.name for s in offered]
     service_id = whole_number(args, "service_id")
     if service_id is not None:

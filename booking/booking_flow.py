@@ -53,10 +53,22 @@ class BookingRequest:
     lock: LockRef | None  # from a lock key, already checked to match service and start
 
 
-@dataclass
+@dataclass(frozen=True)
 class Booked:
-    appointment: Appointment
+    """What the caller is told, taken from the rows before the commit expired them (so
+    the answer costs no further queries)."""
+
+    appointment_id: int
+    starts_at: datetime
+    service_name: str
+    staff_name: str
+    customer_name: str
     repeated: bool = False  # a retry: the appointment was made by an earlier request
+
+    @classmethod
+    def of(cls, appointment: Appointment, *, repeated: bool) -> "Booked":
+        return cls(appointment.id, appointment.starts_at, appointment.service.name, appointment.staff.name,
+                   appointment.customer.name, repeated=repeated)
 
 
 def start_booking(session: Session, checker: Checker, request: BookingRequest, *, async_booking: bool) -> Booked:
@@ -64,26 +76,27 @@ def start_booking(session: Session, checker: Checker, request: BookingRequest, *
     booking_failed); on any error nothing is left written."""
     repeat = find_repeat(session, request)
     if repeat is not None:
-        return Booked(repeat, repeated=True)
+        return Booked.of(repeat, repeated=True)
 
     option, hold_cells = _secure_slot(checker, request)
     try:
-        appointment, repeated = _insert(session, checker, request, option)
+        booked, sync_version = _insert(session, checker, request, option)
     except SlotTaken:
         _release(checker, request.call_id, hold_cells)
         repeat = find_repeat(session, request)
         if repeat is not None:
-            return Booked(repeat, repeated=True)
+            return Booked.of(repeat, repeated=True)
         raise slot_taken(checker, fresh_alternatives(checker, request.start), request.start) from None
     _release(checker, request.call_id, hold_cells)
-    if repeated:
-        return Booked(appointment, repeated=True)
+    if booked.repeated:
+        return booked
 
     if async_booking:
-        queue_sync(appointment, "create")
-        return Booked(appointment)
+        # A new appointment's first change: no job of that id can exist yet.
+        enqueue_sync_quietly(booked.appointment_id, "create", sync_version, new_job=True)
+        return booked
     try:
-        create_in_calcom_now(session, appointment)
+        create_in_calcom_now(session, session.get(Appointment, booked.appointment_id))
     except CalendarRefused:
         # Cal.com knows something our cached view of it did not.
         invalidate_slot_cache({i.calcom_event_type_id for i in option.busy} | {request.service.calcom_event_type_id},
@@ -91,16 +104,17 @@ def start_booking(session: Session, checker: Checker, request: BookingRequest, *
         raise slot_taken(checker, fresh_alternatives(checker, request.start), request.start) from None
     except CalendarFailed:
         raise CallerError("booking_failed", phrases.BOOKING_FAILED) from None
-    return Booked(appointment)
+    return booked
 
 
-def find_repeat(session: Session, request: BookingRequest) -> Appointment | None:
-    """This call's active appointment for the same service and start, if any."""
+def find_repeat(session: Session, request: BookingRequest, service_id: int | None = None) -> Appointment | None:
+    """This call's active appointment for the same service and start, if any (pass
+    `service_id` when `request.service` may be expired, to not reload it for its id)."""
     return session.scalar(
         select(Appointment)
         .where(
             Appointment.call_id == request.call_id,
-            Appointment.service_id == request.service.id,
+            Appointment.service_id == (request.service.id if service_id is None else service_id),
             Appointment.starts_at == request.start,
             Appointment.status.in_(ACTIVE_STATUSES),
         )
@@ -144,14 +158,20 @@ def _secure_slot(checker: Checker, request: BookingRequest) -> tuple[SlotOption,
 
 def _insert(
     session: Session, checker: Checker, request: BookingRequest, option: SlotOption
-) -> tuple[Appointment, bool]:
+) -> tuple[Booked, int]:
+    """The answer and the new appointment's sync version. Everything read from a row is
+    read before the commit: the commit expires the rows, and reading one afterwards
+    would load it again (on SQLite `guarded_transaction` also ends the read
+    transaction first, which expires them as well)."""
     branch = checker.branch
     company_id, branch_id = branch.company_id, branch.id
+    service_id, service_name = request.service.id, request.service.name
+    staff_name = checker.staff_by_id(option.staff_id).name
     with guarded_transaction(session):
         _serialise_call(session, request.call_id)
-        repeat = find_repeat(session, request)
+        repeat = find_repeat(session, request, service_id)
         if repeat is not None:
-            return repeat, True
+            return Booked.of(repeat, repeated=True), repeat.sync_version
         customer = find_or_create_customer(session, company_id, name=request.name, phone=request.phone,
                                            email=request.email)
         appointment = add_appointment(
@@ -159,7 +179,7 @@ def _insert(
             NewAppointment(
                 company_id=company_id,
                 branch_id=branch_id,
-                service_id=request.service.id,
+                service_id=service_id,
                 staff_id=option.staff_id,
                 customer_id=customer.id,
                 busy=list(option.busy),
@@ -171,8 +191,10 @@ def _insert(
                 notes=request.notes,
             ),
         )
-    logger.info("call %s booked appointment %s", request.call_id, appointment.id)
-    return appointment, False
+        booked = Booked(appointment.id, option.start, service_name, staff_name, customer.name)
+        sync_version = appointment.sync_version
+    logger.info("call %s booked appointment %s", request.call_id, booked.appointment_id)
+    return booked, sync_version
 
 
 def _serialise_call(session: Session, call_id: str) -> None:

@@ -163,16 +163,15 @@ def start_booking(session: Session, retell_request: RetellRequest) -> dict:
         service=service, start=start, name=name, phone=phone, email=email, notes=notes,
         call_id=retell_request.call_id, lock=lock,
     )
+    tz_name = branch.timezone  # read now: the booking's commit expires the branch row
     booked = book_slot(
         session, checker, request, async_booking=bool(current_app.config.get("FEATURE_ASYNC_BOOKING", True))
     )
-    appointment = booked.appointment
-    tz_name = branch.timezone
     return responses.envelope(
-        "start_booking", success=True, appointment_id=appointment.id,
+        "start_booking", success=True, appointment_id=booked.appointment_id,
         message=phrases.booked(
-            appointment.service.name, appointment.staff.name, phrases.spoken_datetime(appointment.starts_at, tz_name),
-            appointment.customer.name,
+            booked.service_name, booked.staff_name, phrases.spoken_datetime(booked.starts_at, tz_name),
+            booked.customer_name,
         ),
     )
 
@@ -180,11 +179,12 @@ def start_booking(session: Session, retell_request: RetellRequest) -> dict:
 def _slot_of_lock(session: Session, branch: Branch, lock, args, now):
     """Service, staff and start named by a lock key — checked against this branch and
     against whatever the agent also sent (they must agree: `lock_mismatch`)."""
-    service = next((s for s in bookable_services(session, branch) if s.id == lock.service_id), None)
+    offered = bookable_services(session, branch)
+    service = next((s for s in offered if s.id == lock.service_id), None)
     staff = [m for m in staff_for_service(session, branch, service) if m.id == lock.staff_id] if service else []
     if service is None or not staff:
         raise CallerError("invalid_argument", phrases.INVALID_LOCK_KEY)
-    said_service = arguments.service(session, branch, args, required=False)
+    said_service = arguments.service(session, branch, args, required=False, offered=offered)
     if said_service is not None and said_service.id != service.id:
         raise CallerError("lock_mismatch", phrases.LOCK_MISMATCH)
     said_staff = arguments.text(args, "staff", "staff_name")

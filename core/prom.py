@@ -58,7 +58,8 @@ if multiprocess_dir():
 
 
 def use_rq_horse_identity(worker_pid: int) -> None:
-    """Called in an RQ work horse before its job runs (see `workers.app_worker`)."""
+    """Called before an RQ job runs, in the work horse (with its worker's pid) or in a
+    non-forking worker (with its own): see `workers.app_worker`."""
     global _identity_override
     _identity_override = f"rq{int(worker_pid)}"
 

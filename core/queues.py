@@ -32,16 +32,19 @@ def sync_job_id(appointment_id: int, version: int) -> str:
     return f"sync-{appointment_id}-v{version}"
 
 
-def enqueue_sync(appointment_id: int, action: str, version: int, *, app: Flask | None = None):
+def enqueue_sync(appointment_id: int, action: str, version: int, *, app: Flask | None = None,
+                 new_job: bool = False):
     """Queue the Cal.com sync of one appointment change.
 
     The job id is derived from the appointment's `sync_version`: enqueueing the same
     change twice (a retried request, the sweeper) does not create a second job
-    while the first is still queued.
+    while the first is still queued. `new_job=True` (an appointment just inserted,
+    whose first change nobody can have queued yet) skips that look-up, which costs
+    two Redis round trips (RQ's `fetch_job` also removes a missing id from the queue).
     """
     queue = get_queue(SYNC_QUEUE, app)
     job_id = sync_job_id(appointment_id, version)
-    existing = queue.fetch_job(job_id)
+    existing = None if new_job else queue.fetch_job(job_id)
     if existing is not None and existing.get_status(refresh=True) in {"queued", "started", "scheduled", "deferred"}:
         return existing
     return queue.enqueue(
@@ -58,7 +61,8 @@ def enqueue_sync(appointment_id: int, action: str, version: int, *, app: Flask |
     )
 
 
-def enqueue_sync_quietly(appointment_id: int, action: str, version: int, *, app: Flask | None = None) -> bool:
+def enqueue_sync_quietly(appointment_id: int, action: str, version: int, *, app: Flask | None = None,
+                         new_job: bool = False) -> bool:
     """Queue a sync after a commit, never failing the caller: True when queued.
 
     The change is already committed (a caller's booking, an operator's retry), so a
@@ -66,7 +70,7 @@ def enqueue_sync_quietly(appointment_id: int, action: str, version: int, *, app:
     `pending` and the sweeper (`workers.sweeper`) enqueues it once Redis is back.
     """
     try:
-        enqueue_sync(appointment_id, action, version, app=app)
+        enqueue_sync(appointment_id, action, version, app=app, new_job=new_job)
         return True
     except Exception as exc:  # noqa: BLE001 - any queue failure; the sweeper is the fallback
         log.warning("sync appointment=%s action=%s version=%s outcome=not_queued: %s: %s; "

@@ -1,8 +1,8 @@
 """Real `rq worker` processes: the Procfile's worker retries through RQ's scheduler, and
 a worker killed between Cal.com's 201 and our commit still ends with exactly one booking.
 
-A real `rq worker` process (the production `AppWorker`, see
-`tests/support/crashing_worker.py`) takes the sync job, Cal.com (the emulator) makes
+A real `rq worker` process (the production `SimpleAppWorker`, or the forking
+`AppWorker`; see `tests/support/crashing_worker.py`) takes the sync job, Cal.com (the emulator) makes
 the booking and answers 201, and the process is killed with SIGKILL before anything
 is committed. Then recovery runs as in production: the sweeper finds the appointment
 pending with no live job and enqueues it again; the re-run finds the booking by its
@@ -53,12 +53,17 @@ def worker_env(app, database_url: str, **extra: str) -> dict[str, str]:
 
 
 def run_crashing_worker(app, database_url: str, mode: str, tmp_path) -> subprocess.CompletedProcess:
+    """`horse`/`worker`: the forking `AppWorker`'s horse dies (alone, or with its worker);
+    `production`: the Procfile's non-forking `SimpleAppWorker` dies (nothing is left)."""
     log = tmp_path / f"worker-{mode}.log"
+    worker_class = ("tests.support.crashing_worker.CrashingSimpleAppWorker" if mode == "production"
+                    else "tests.support.crashing_worker.CrashingAppWorker")
+    crash = "horse" if mode == "production" else mode
     with open(log, "w") as output:
         process = subprocess.run(
             [RQ, "worker", "--burst", "--url", app.config["REDIS_URL"],
-             "--worker-class", "tests.support.crashing_worker.CrashingAppWorker", "calcom-sync"],
-            cwd=PROJECT_ROOT, env=worker_env(app, database_url, SLOTGUARD_TEST_CRASH=mode), stdout=output,
+             "--worker-class", worker_class, "calcom-sync"],
+            cwd=PROJECT_ROOT, env=worker_env(app, database_url, SLOTGUARD_TEST_CRASH=crash), stdout=output,
             stderr=subprocess.STDOUT, timeout=120,
         )
     process.log = log.read_text()
@@ -66,7 +71,7 @@ def run_crashing_worker(app, database_url: str, mode: str, tmp_path) -> subproce
 
 
 def test_the_procfile_worker_retries_through_rqs_scheduler(app, calcom_emulator, database_url, tmp_path):
-    """`rq worker --with-scheduler --worker-class workers.app_worker.AppWorker calcom-sync default`,
+    """`rq worker --with-scheduler --worker-class workers.app_worker.SimpleAppWorker calcom-sync default`,
     as in the Procfile: a 503, then the retry scheduled with `enqueue_in` is moved to the
     queue by RQ's scheduler and succeeds. (Backoff shortened to 1 s for this process.)"""
     world = make_world()
@@ -81,7 +86,7 @@ def test_the_procfile_worker_retries_through_rqs_scheduler(app, calcom_emulator,
     with open(log, "w") as output:
         worker = subprocess.Popen(
             [RQ, "worker", "--with-scheduler", "--url", app.config["REDIS_URL"],
-             "--worker-class", "workers.app_worker.AppWorker", "calcom-sync", "default"],
+             "--worker-class", "workers.app_worker.SimpleAppWorker", "calcom-sync", "default"],
             cwd=PROJECT_ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
         try:
             deadline = clock_time.monotonic() + 60
@@ -100,7 +105,7 @@ def test_the_procfile_worker_retries_through_rqs_scheduler(app, calcom_emulator,
     assert len(bookings_of(calcom_emulator, appointment_id)) == 1
 
 
-@pytest.mark.parametrize("mode", ["horse", "worker"])
+@pytest.mark.parametrize("mode", ["horse", "worker", "production"])
 def test_killed_after_calcoms_201_still_ends_with_exactly_one_booking(
         app, calcom_emulator, database_url, tmp_path, mode):
     real_now = datetime.now(timezone.utc)

@@ -3,8 +3,9 @@
 RQ imports jobs by dotted path in a plain process, so there is no app around them.
 The one pattern: every job function RQ runs (the sync job and every scheduled job)
 is decorated with `@job_in_app_context`, so it uses `current_app`, `db.session` and
-the configuration like a request would — inside the `AppWorker`'s per-job context,
-a test's, or (under a plain `rq worker`) this process's app. Code that is not a job
+the configuration like a request would — inside the `SimpleAppWorker`'s (or
+`AppWorker`'s) per-job context, a test's, or (under a plain `rq worker`) this
+process's app. Code that is not a job
 (the scheduler process) uses the `app_context()` block the decorator is built on.
 """
 
@@ -34,7 +35,7 @@ def get_app() -> Flask:
 @contextmanager
 def app_context() -> Iterator[Flask]:
     """Run a block inside an app context: the active one when there is one (the
-    `AppWorker`'s per-job context, a test's), else this process's app.
+    `SimpleAppWorker`'s or `AppWorker`'s per-job context, a test's), else this process's app.
 
     Jobs that may also run under a plain `rq worker`, and the scheduler, use this.
     """

@@ -1,9 +1,22 @@
 """RQ workers that run every job inside the Flask app context.
 
 The Procfile starts `rq worker --with-scheduler --worker-class
-workers.app_worker.AppWorker calcom-sync default`. `AppWorker` forks a work horse per
-job (RQ's default, so a crashing job cannot take the worker down); `SimpleAppWorker`
-runs jobs in its own process (tests, and platforms without `fork`).
+workers.app_worker.SimpleAppWorker calcom-sync default`: `SimpleAppWorker` runs each
+job in the worker process itself. Forking a work horse per job (`AppWorker`, RQ's
+default) cost a sync job 150-250 ms instead of 35-46 ms on the benchmark machine
+(README "Benchmarks"), and bought nothing these jobs need:
+
+* job timeouts are still enforced: RQ's death penalty is a SIGALRM in the process
+  that runs the job (`rq.timeouts.UnixSignalDeathPenalty`), the worker's own here;
+* a killed worker (out of memory, lost machine) leaves its job "started" until the
+  heartbeat deadline (the job's timeout + 60 s); then RQ's registry cleanup fails it
+  as abandoned and the sweeper enqueues the appointment again, and the re-run adopts
+  whatever Cal.com booking the dead one made (tests/reliability/test_crash.py);
+* nothing leaks from one job into the next: each job gets a fresh app context and
+  the database session is removed afterwards.
+
+`AppWorker` stays for a deployment that wants a crashing job (a segfault in a C
+extension) to spare the worker.
 
 Each job gets a fresh app context and the database session is removed afterwards,
 so nothing (an open transaction, a cached row) leaks from one job into the next.
@@ -39,9 +52,9 @@ class AppContextMixin:
         self.app = app or get_app()
 
     def perform_job(self, job, queue, *args: Any, **kwargs: Any) -> bool:
-        if self.is_horse:
-            # This worker's horses take turns on one set of metric files (core.prom).
-            prom.use_rq_horse_identity(os.getppid())
+        # Metric files named after the RQ worker (core.prom): a forking worker's horses
+        # take turns on one set, a non-forking worker writes its own under the same name.
+        prom.use_rq_horse_identity(os.getppid() if self.is_horse else os.getpid())
         with self.app.app_context(), log_context.bound(**log_context.from_meta(job.meta)):
             if self.is_horse:
                 # A forked horse inherits the parent's connection pool; never reuse
@@ -54,7 +67,7 @@ class AppContextMixin:
 
 
 class AppWorker(AppContextMixin, Worker):
-    """The production worker: one forked work horse per job.
+    """One forked work horse per job.
 
     A horse starts as a copy of this process, so whatever this process has not done
     yet, every horse does again for every job. Done once here instead (it made each
@@ -83,7 +96,7 @@ def warm_up(app: Flask) -> None:
 
 
 class SimpleAppWorker(AppContextMixin, SimpleWorker):
-    """Runs jobs in the worker process itself."""
+    """The production worker: runs jobs in the worker process itself (see above)."""
 
 
 __all__ = ["AppWorker", "SimpleAppWorker", "warm_up"]

@@ -104,7 +104,7 @@ def cluster(app, calcom_emulator, database_url, tmp_path):
             logs.append(log)
             processes.append(subprocess.Popen(
                 [os.path.join(BIN, "rq"), "worker", "--with-scheduler", "--url", app.config["REDIS_URL"],
-                 "--worker-class", "workers.app_worker.AppWorker", "calcom-sync", "default"],
+                 "--worker-class", "workers.app_worker.SimpleAppWorker", "calcom-sync", "default"],
                 cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT))
         deadline = wall.monotonic() + 60
         for url in urls:
@@ -194,8 +194,8 @@ def test_two_web_processes_and_three_workers_share_one_database_and_redis(app, c
             == len(booked)
     counters = {k: v for k, v in first.items() if k[0].endswith("_total")}
     assert counters == {k: v for k, v in second.items() if k[0].endswith("_total")}
-    # Several processes really did the work: gunicorn workers (by pid) and RQ work
-    # horses (one identity per RQ worker, `core.prom`).
+    # Several processes really did the work: gunicorn workers (by pid) and RQ workers
+    # (one identity per RQ worker, `core.prom`).
     identities = {path.stem.split("_", 1)[1] for path in (folder / "prometheus").glob("counter_*.db")}
     assert len({i for i in identities if i.startswith("rq")}) >= 2, identities
     assert len({i for i in identities if i.isdigit()}) >= 2, identities

@@ -2,21 +2,28 @@
 recovery as in production — none lost, exactly one Cal.com booking each.
 
 Each test books four appointments (two haircuts, two composite colour services with
-two busy segments each) through the booking code path and starts one real `rq worker
---burst` process on the sync queue, talking to the Cal.com emulator over HTTP. At the
-crash point of every job the test SIGKILLs the work horse (RQ's worker survives, fails
-the job and takes the next one); at the last job it kills the whole worker, so nothing
-is left to tell RQ and the job stays "started" until its heartbeat deadline.
+two busy segments each) through the booking code path and runs them with real `rq
+worker --burst` processes on the sync queue, talking to the Cal.com emulator over HTTP,
+once per worker class (`tests/support/worker_process.py`, `JobKillers`):
+
+* `production`: the Procfile's non-forking `SimpleAppWorker`. The job runs in the
+  worker, so at every job's crash point the whole worker is SIGKILLed: nothing is left
+  to tell RQ and each job stays "started" until its heartbeat deadline; a fresh worker
+  takes the next job.
+* `forking`: `AppWorker`, one work horse per job. At the crash point of every job the
+  test SIGKILLs the work horse (RQ's worker survives, fails the job and takes the next
+  one); at the last job it kills the whole worker.
 
 The crash points are chosen from outside the worker where possible:
 
 * before Cal.com acted: the create request is held at a gate inside the emulator
-  (`tests/support/emulator_gate.py`) and refused after the kill — the production
-  `AppWorker`, nothing patched;
+  (`tests/support/emulator_gate.py`) and refused after the kill — the worker class
+  itself, nothing patched;
 * in flight: held the same way, and let through after the kill — Cal.com makes the
   booking and answers 201 to nobody;
-* after Cal.com's 201, before our commit, and after our commit: the work horse of
-  `tests/support/crashing_worker.py` stops itself (SIGSTOP) there and the test kills it;
+* after Cal.com's 201, before our commit, and after our commit: the worker (or work
+  horse) of `tests/support/crashing_worker.py` stops itself (SIGSTOP) there and the test
+  kills it;
 * a reschedule or cancel in flight: the appointments are synced first, then moved or
   cancelled by their callers, and the change's request is held at the gate like a create.
 
@@ -54,7 +61,7 @@ from tests.support.salon import (
     plan_appointments,
 )
 from tests.support.sync_helpers import run_sync_jobs
-from tests.support.worker_process import CRASHING_WORKER, WorkerProcess, wait_until
+from tests.support.worker_process import SIMPLE_APP_WORKER, JobKillers, WorkerProcess, wait_until
 from workers.sweeper import sweep_stale_pending
 
 pytestmark = pytest.mark.slow
@@ -68,6 +75,12 @@ def salon(app, calcom_emulator):
     return make_salon(calcom_emulator)
 
 
+@pytest.fixture(params=[False, True], ids=["production", "forking"])
+def forking(request) -> bool:
+    """Which worker class runs the jobs: the Procfile's `SimpleAppWorker`, or `AppWorker`."""
+    return request.param
+
+
 def book_four(salon) -> list[int]:
     ids = [book_planned(salon, planned)
            for planned in plan_appointments(salon, datetime.now(timezone.utc), APPOINTMENTS, composite_share=2)]
@@ -75,22 +88,14 @@ def book_four(salon) -> list[int]:
     return ids
 
 
-def kill(worker: WorkerProcess, horse: int, *, last: bool) -> None:
-    """The horse alone for every job but the last; the whole worker at the last one."""
-    if last:
-        worker.kill_everything(horse)
-    else:
-        worker.kill_horse(horse)
-
-
 def recover(app, database_url, tmp_path, expected_requeued) -> list[int]:
     """Production's recovery: the sweeper, eleven minutes on (past `SYNC_SWEEP_AFTER_MINUTES`
-    and the dead worker's heartbeat deadline), then a fresh worker process."""
+    and the dead worker's heartbeat deadline), then a fresh worker process (the Procfile's class)."""
     with frozen_at(utcnow() + timedelta(minutes=11)):
         requeued = sweep_stale_pending()["requeued"]
     assert sorted(requeued) == sorted(expected_requeued)
     db.session.remove()
-    with WorkerProcess(app, database_url, tmp_path / "fresh-worker.log") as fresh:
+    with WorkerProcess(app, database_url, tmp_path / "fresh-worker.log", worker_class=SIMPLE_APP_WORKER) as fresh:
         assert fresh.wait() == 0, fresh.log
     return requeued
 
@@ -127,16 +132,17 @@ def job_status(app, job_id: str) -> JobStatus:
 
 
 @pytest.mark.parametrize("calcom_acts", [False, True], ids=["before_calcom_acted", "in_flight_calcom_completes"])
-def test_killed_while_the_create_is_held_at_calcom(app, calcom_emulator, database_url, salon, tmp_path, calcom_acts):
-    """The production `AppWorker`, unpatched: each job's create reaches Cal.com and is
-    held there; the worker is killed; then Cal.com either never acts on the request or
-    completes it for a caller who is gone."""
+def test_killed_while_the_create_is_held_at_calcom(app, calcom_emulator, database_url, salon, tmp_path, calcom_acts,
+                                                  forking):
+    """The worker class unpatched: each job's create reaches Cal.com and is held there;
+    the worker is killed; then Cal.com either never acts on the request or completes it
+    for a caller who is gone."""
     ids = book_four(salon)
-    with EmulatorGate(calcom_emulator) as gate, \
-            WorkerProcess(app, database_url, tmp_path / "worker.log") as worker:
+    with EmulatorGate(calcom_emulator) as gate, JobKillers(app, database_url, tmp_path, forking=forking) as jobs:
         for n in range(APPOINTMENTS):
+            jobs.start_job()
             held = gate.next_request()
-            kill(worker, worker.horse(), last=n == APPOINTMENTS - 1)
+            jobs.kill(last=n == APPOINTMENTS - 1)
             if calcom_acts:
                 held.proceed()
                 wait_until(lambda: len(calcom_emulator.state.bookings) == n + 1, timeout=30,
@@ -149,7 +155,8 @@ def test_killed_while_the_create_is_held_at_calcom(app, calcom_emulator, databas
     assert all(a.sync_status == SyncStatus.PENDING and a.calcom_booking_uid is None for a in pending)
     # The last job's whole worker died: RQ still thinks it is running.
     assert job_status(app, sync_job_id(ids[-1], 1)) == JobStatus.STARTED
-    assert job_status(app, sync_job_id(ids[0], 1)) == JobStatus.FAILED
+    # A surviving forking worker failed its dead horse's job; with no survivor it is "started".
+    assert job_status(app, sync_job_id(ids[0], 1)) == (JobStatus.FAILED if forking else JobStatus.STARTED)
 
     recover(app, database_url, tmp_path, expected_requeued=ids)
 
@@ -159,14 +166,15 @@ def test_killed_while_the_create_is_held_at_calcom(app, calcom_emulator, databas
     assert adopted(ids) == (sorted(ids) if calcom_acts else [])
 
 
-def test_killed_after_calcoms_201_before_our_commit(app, calcom_emulator, database_url, salon, tmp_path):
+def test_killed_after_calcoms_201_before_our_commit(app, calcom_emulator, database_url, salon, tmp_path, forking):
     """Cal.com made the booking and answered 201; the worker is killed before it writes
     anything. For a composite the second segment was never booked."""
     ids = book_four(salon)
-    with WorkerProcess(app, database_url, tmp_path / "worker.log", worker_class=CRASHING_WORKER,
-                       SLOTGUARD_TEST_CRASH="stop", SLOTGUARD_TEST_CRASH_AT="after_create") as worker:
+    with JobKillers(app, database_url, tmp_path, forking=forking, crashing=True,
+                    SLOTGUARD_TEST_CRASH="stop", SLOTGUARD_TEST_CRASH_AT="after_create") as jobs:
         for n in range(APPOINTMENTS):
-            kill(worker, worker.horse(stopped=True), last=n == APPOINTMENTS - 1)
+            jobs.start_job()
+            jobs.kill(last=n == APPOINTMENTS - 1, stopped=True)
     assert len(calcom_emulator.state.bookings) == APPOINTMENTS  # the first segment of each
     assert all(a.sync_status == SyncStatus.PENDING for a in appointments(ids))
 
@@ -177,15 +185,16 @@ def test_killed_after_calcoms_201_before_our_commit(app, calcom_emulator, databa
     assert adopted(ids) == sorted(ids)
 
 
-def test_killed_after_our_commit(app, calcom_emulator, database_url, salon, tmp_path):
+def test_killed_after_our_commit(app, calcom_emulator, database_url, salon, tmp_path, forking):
     """The result is committed, then the worker dies before telling RQ. The first job's
     create met a 503, so what it committed is a retry — whose scheduling died with it."""
     ids = book_four(salon)
     calcom_emulator.set_faults({"rules": [{"kind": "error", "endpoint": "create", "times": 1}]})
-    with WorkerProcess(app, database_url, tmp_path / "worker.log", worker_class=CRASHING_WORKER,
-                       SLOTGUARD_TEST_CRASH="stop", SLOTGUARD_TEST_CRASH_AT="after_commit") as worker:
+    with JobKillers(app, database_url, tmp_path, forking=forking, crashing=True,
+                    SLOTGUARD_TEST_CRASH="stop", SLOTGUARD_TEST_CRASH_AT="after_commit") as jobs:
         for n in range(APPOINTMENTS):
-            kill(worker, worker.horse(stopped=True), last=n == APPOINTMENTS - 1)
+            jobs.start_job()
+            jobs.kill(last=n == APPOINTMENTS - 1, stopped=True)
     first, *others = appointments(ids)
     assert first.sync_status == SyncStatus.PENDING and first.next_sync_attempt_at is not None
     assert first.sync_error_code == "http_503"
@@ -202,7 +211,8 @@ def test_killed_after_our_commit(app, calcom_emulator, database_url, salon, tmp_
 
 
 @pytest.mark.parametrize("change", ["reschedule", "cancel"])
-def test_killed_while_a_move_or_cancel_is_in_flight(app, calcom_emulator, database_url, salon, tmp_path, change):
+def test_killed_while_a_move_or_cancel_is_in_flight(app, calcom_emulator, database_url, salon, tmp_path, change,
+                                                    forking):
     """The four appointments are synced, then their callers move them (or cancel them).
     Each job's Cal.com request is held at the gate, the worker killed, and Cal.com then
     carries the request out for nobody: for a composite only its first segment's booking
@@ -224,10 +234,11 @@ def test_killed_while_a_move_or_cancel_is_in_flight(app, calcom_emulator, databa
         return sum(1 for b in list(calcom_emulator.state.bookings.values()) if not b.active)
 
     with EmulatorGate(calcom_emulator, change) as gate, \
-            WorkerProcess(app, database_url, tmp_path / "worker.log") as worker:
+            JobKillers(app, database_url, tmp_path, forking=forking) as jobs:
         for n in range(APPOINTMENTS):
+            jobs.start_job()
             held = gate.next_request()
-            kill(worker, worker.horse(), last=n == APPOINTMENTS - 1)
+            jobs.kill(last=n == APPOINTMENTS - 1)
             held.proceed()
             wait_until(lambda: carried_out() == n + 1, timeout=30, what=f"Cal.com to finish the orphaned {change}")
     assert all(a.sync_status == SyncStatus.PENDING for a in appointments(ids))

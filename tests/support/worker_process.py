@@ -1,9 +1,10 @@
 """Real `rq worker` processes for the reliability tests.
 
-`WorkerProcess` starts `rq worker` (the production `AppWorker` unless told otherwise)
-on the sync queue against the test's database, Redis and Cal.com emulator, finds its
-work horse (the child RQ forks per job) and kills either with SIGKILL, the way an
-out-of-memory killer or a lost machine would. Waiting is polling with a deadline:
+`WorkerProcess` starts `rq worker` (the forking `AppWorker` unless told otherwise; the
+Procfile runs the non-forking `SimpleAppWorker`) on the sync queue against the test's
+database, Redis and Cal.com emulator, finds its work horse (the child RQ forks per
+job) and kills either with SIGKILL, the way an out-of-memory killer or a lost machine
+would. `JobKillers` kills whatever runs each job in turn, for either worker class. Waiting is polling with a deadline:
 these are other processes, not time-dependent logic.
 """
 
@@ -22,6 +23,8 @@ from core.queues import SYNC_QUEUE
 RQ = os.path.join(os.path.dirname(sys.executable), "rq")
 APP_WORKER = "workers.app_worker.AppWorker"
 CRASHING_WORKER = "tests.support.crashing_worker.CrashingAppWorker"
+SIMPLE_APP_WORKER = "workers.app_worker.SimpleAppWorker"  # the Procfile's
+CRASHING_SIMPLE_WORKER = "tests.support.crashing_worker.CrashingSimpleAppWorker"
 
 
 def worker_env(app, database_url: str, **extra: str) -> dict[str, str]:
@@ -111,6 +114,18 @@ class WorkerProcess:
 
         return wait_until(find, timeout=timeout, what="the worker's work horse")
 
+    def wait_stopped(self, timeout: float = 90) -> None:
+        """Wait until the worker itself has stopped at a crash point (a non-forking
+        worker runs the job in its own process)."""
+
+        def stopped():
+            if self.process.poll() is not None:
+                raise AssertionError(f"the worker exited ({self.process.returncode}) before it stopped:\n{self.log}")
+            stat = Path(f"/proc/{self.pid}/stat").read_text()
+            return stat[stat.rindex(")") + 2:].split()[0] == "T"
+
+        wait_until(stopped, timeout=timeout, what="the worker to stop at its crash point")
+
     def kill_horse(self, pid: int) -> None:
         """SIGKILL the work horse only: RQ's worker sees it die, fails the job and goes on."""
         self._horses_killed.append(pid)
@@ -163,3 +178,56 @@ class WorkerProcess:
 
 
 __all__ = ["APP_WORKER", "CRASHING_WORKER", "WorkerProcess", "wait_until", "worker_env"]
+
+
+class JobKillers:
+    """Kill the process running each sync job in turn; call `start_job()` before each job
+    and `kill(last=...)` at its crash point.
+
+    Forking (`AppWorker`): one worker runs every job; each job's work horse is killed
+    (RQ's worker fails the job and goes on), at the last job the whole worker, so
+    nothing is left to tell RQ. Non-forking (`SimpleAppWorker`, the Procfile's): the
+    job runs in the worker, so every kill is the whole worker's and every killed job
+    stays "started"; a fresh worker process takes the next job.
+    """
+
+    def __init__(self, app, database_url: str, tmp_path: Path, *, forking: bool, crashing: bool = False,
+                 **env: str) -> None:
+        self.forking = forking
+        if forking:
+            worker_class = CRASHING_WORKER if crashing else APP_WORKER
+        else:
+            worker_class = CRASHING_SIMPLE_WORKER if crashing else SIMPLE_APP_WORKER
+        self._start = lambda n: WorkerProcess(app, database_url, Path(tmp_path) / f"worker-{n}.log",
+                                              worker_class=worker_class, **env)
+        self.started = 0
+        self.worker: WorkerProcess | None = None
+
+    def __enter__(self) -> JobKillers:
+        if self.forking:
+            self.worker = self._start(0)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+
+    def start_job(self) -> None:
+        """Non-forking: a fresh worker for the next job (the last one was killed)."""
+        if not self.forking:
+            self.started += 1
+            self.worker = self._start(self.started)
+
+    def kill(self, *, last: bool, stopped: bool = False) -> None:
+        """Kill what runs the job now (with `stopped`: once it stopped at its crash point)."""
+        worker = self.worker
+        if not self.forking:
+            if stopped:
+                worker.wait_stopped()
+            worker.kill_everything()
+            return
+        horse = worker.horse(stopped=stopped)
+        if last:
+            worker.kill_everything(horse)
+        else:
+            worker.kill_horse(horse)
