@@ -4,30 +4,14 @@ one lazy load each (README "Benchmarks": every round trip is paid by every job).
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 
-from sqlalchemy import event
 
-from core.extensions import db
 from core.models import SyncStatus
 from core.queues import enqueue_sync
 from tests.factories import book
+from tests.support.sql_trace import recorded_statements
 from tests.support.sync_helpers import bookings_of, reload, run_sync_jobs
 from tests.test_sync_job import TEN, calcom, world  # noqa: F401 - the sync tests' fixtures
-
-
-@contextmanager
-def recorded_statements():
-    statements: list[str] = []
-
-    def record(conn, cursor, statement, parameters, context, executemany):
-        statements.append(" ".join(statement.split()))
-
-    event.listen(db.engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(db.engine, "before_cursor_execute", record)
 
 
 def test_the_plan_reads_its_rows_in_one_query(app, world, calcom):  # noqa: F811 - the imported fixtures

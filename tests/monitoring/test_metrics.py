@@ -9,12 +9,12 @@ import sys
 from datetime import timedelta
 
 import redis as redis_lib
-from sqlalchemy import event
 
 from core.extensions import db
 from core.models import AppointmentStatus, SyncAction, SyncOutcome, SyncStatus
 from monitoring.metrics import CACHE_KEY, collect_sync_metrics, get_sync_metrics
 from tests.monitoring.data import NOW, appointment, attempt, company
+from tests.support.sql_trace import recorded_statements
 
 H = timedelta(hours=1)
 S = timedelta(seconds=1)
@@ -176,16 +176,8 @@ def test_alert_ids_are_capped_oldest_first_across_companies(app, clock):
 
 
 def _statements_during(fn):
-    statements = []
-
-    def count(conn, cursor, statement, parameters, context, executemany):
-        statements.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", count)
-    try:
+    with recorded_statements() as statements:
         fn()
-    finally:
-        event.remove(db.engine, "before_cursor_execute", count)
     return statements
 
 

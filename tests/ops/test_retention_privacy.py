@@ -15,6 +15,7 @@ from core.privacy import ERASED_NAME, mask_email, mask_phone
 from core.queues import get_queue
 from core.redis_client import get_redis
 from tests.factories import book, make_world
+from tests.support.sql_trace import recorded_statements
 from workers.prune import prune
 
 UTC = timezone.utc
@@ -44,18 +45,9 @@ def test_prune_removes_what_is_past_retention_in_small_batches(app, clock):
                     retention_seconds=10 * 86400)
     app.config.update(PRUNE_BATCH_SIZE=7, RETENTION_SYNC_ATTEMPTS_DAYS=90)
 
-    statements = []
-    from sqlalchemy import event
-
-    def remember(conn, cursor, statement, *args):
-        if statement.lstrip().upper().startswith("DELETE"):
-            statements.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", remember)
-    try:
+    with recorded_statements() as sent:
         removed = prune()
-    finally:
-        event.remove(db.engine, "before_cursor_execute", remember)
+    statements = [s for s in sent if s.upper().startswith("DELETE")]
 
     assert removed["sync_attempts"] == 54  # 92..198 days old (90 is still kept)
     assert count(SyncAttempt) == 46

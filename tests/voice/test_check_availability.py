@@ -6,7 +6,6 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import event
 
 from booking.holds import cell_keys
 from calcom import slot_cache
@@ -16,6 +15,7 @@ from core.extensions import db
 from core.models import Appointment, SyncStatus
 from core.redis_client import get_redis
 from tests.factories import book, ids_only
+from tests.support.sql_trace import recorded_statements
 from tests.voice.conftest import berlin
 
 TUESDAY_10 = {"service": "Herrenhaarschnitt", "date": "2026-12-08", "time": "10:00"}
@@ -301,19 +301,10 @@ def test_local_part_is_a_bounded_number_of_queries(world, voice, app):
 
     def statements_for_check(time_text: str) -> int:
         db.session.remove()
-        seen = []
-
-        def listener(_conn, _cursor, statement, *_rest):
-            if statement.lstrip().upper().startswith("SELECT"):
-                seen.append(statement)
-
-        event.listen(db.engine, "before_cursor_execute", listener)
-        try:
+        with recorded_statements() as sent:
             body = voice("check_availability", dict(TUESDAY_10, time=time_text), call_id=f"q{time_text}")
-        finally:
-            event.remove(db.engine, "before_cursor_execute", listener)
         assert body["available"] is True
-        return len(seen)
+        return len([s for s in sent if s.upper().startswith("SELECT")])
 
     # branch by phone, services, staff, service segments, the staff's own event types,
     # the staff's segments that day

@@ -10,24 +10,9 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 import redis
-from sqlalchemy import event
 
-from core.extensions import db
+from tests.support.sql_trace import recorded_statements
 from tests.voice.test_start_booking import appointments, checked, queued_jobs
-
-
-@contextmanager
-def recorded_statements():
-    statements: list[str] = []
-
-    def record(conn, cursor, statement, parameters, context, executemany):
-        statements.append(" ".join(statement.split()))
-
-    event.listen(db.engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(db.engine, "before_cursor_execute", record)
 
 
 @contextmanager
